@@ -1,0 +1,25 @@
+"""ComfyUI node classes of the pack, collected from one module per topic."""
+from __future__ import annotations
+
+from importlib import import_module
+
+# One module per topic; each defines NODE_CLASS_MAPPINGS and NODE_DISPLAY_NAME_MAPPINGS.
+_NODE_MODULES = (
+    "model_nodes",
+    "audio_nodes",
+    "speaker_nodes",
+    "encoder_nodes",
+)
+
+
+def collect_mappings() -> tuple[dict, dict]:
+    classes: dict = {}
+    names: dict = {}
+    for module_name in _NODE_MODULES:
+        module = import_module(f".{module_name}", __name__)
+        classes.update(module.NODE_CLASS_MAPPINGS)
+        names.update(module.NODE_DISPLAY_NAME_MAPPINGS)
+    return classes, names
+
+
+NODE_CLASS_MAPPINGS, NODE_DISPLAY_NAME_MAPPINGS = collect_mappings()

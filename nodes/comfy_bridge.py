@@ -1,0 +1,140 @@
+"""The one place where the pack touches ComfyUI's own facilities.
+
+Inside ComfyUI this uses folder_paths, ProgressBar, model_management and the interrupt
+check; outside (command line, tests) it falls back to plain paths, a printed progress line
+and torch's own device choice. ComfyUI modules are imported lazily, so importing the pack
+has no side effects and works without ComfyUI installed.
+"""
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+import threading
+from typing import Callable, Optional
+
+import torch
+
+from ..models.errors import CheckpointError
+
+# Folders the pack reads besides ComfyUI's standard ones, with their file extensions.
+EXTRA_MODEL_FOLDERS = {
+    "audio_encoders": {".safetensors", ".bin", ".pt", ".pth"},
+    "model_patches": {".safetensors", ".pt", ".pth"},
+}
+
+_interrupt_flag = threading.Event()
+
+
+def _comfy_module(name: str):
+    """Import a ComfyUI module if ComfyUI is running, else return None."""
+    if "comfy" not in sys.modules and "folder_paths" not in sys.modules:
+        return None
+    try:
+        return importlib.import_module(name)
+    except Exception:  # ComfyUI absent or half-initialised: behave as outside ComfyUI
+        return None
+
+
+def in_comfyui() -> bool:
+    return _comfy_module("folder_paths") is not None
+
+
+def register_extra_folders() -> None:
+    """Make sure ComfyUI knows the folders the pack reads (called once at node import)."""
+    folder_paths = _comfy_module("folder_paths")
+    if folder_paths is None:
+        return
+    for name, exts in EXTRA_MODEL_FOLDERS.items():
+        if name not in folder_paths.folder_names_and_paths:
+            path = os.path.join(folder_paths.models_dir, name)
+            folder_paths.folder_names_and_paths[name] = ([path], set(exts))
+
+
+def list_model_files(folder: str) -> list[str]:
+    """Files ComfyUI lists for a model folder; empty outside ComfyUI."""
+    folder_paths = _comfy_module("folder_paths")
+    if folder_paths is None:
+        return []
+    try:
+        return list(folder_paths.get_filename_list(folder))
+    except Exception:
+        return []
+
+
+def resolve_model_path(folder: str, name: str) -> str:
+    """A file chosen in a model-folder widget, or a plain path outside ComfyUI."""
+    name = str(name).strip()
+    if not name:
+        raise CheckpointError(f"No file given for the '{folder}' input: choose a file or type a path.")
+    folder_paths = _comfy_module("folder_paths")
+    if folder_paths is not None:
+        full = folder_paths.get_full_path(folder, name)
+        if full is not None:
+            return full
+    expanded = os.path.expanduser(name)
+    if os.path.exists(expanded):
+        return expanded
+    where = f"ComfyUI's models/{folder} folder or " if folder_paths is not None else ""
+    raise CheckpointError(
+        f"Cannot find '{name}' in {where}the file system. Put the file in models/{folder} "
+        "or give a full path."
+    )
+
+
+def default_device() -> torch.device:
+    mm = _comfy_module("comfy.model_management")
+    if mm is not None:
+        return mm.get_torch_device()
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
+def offload_device() -> torch.device:
+    mm = _comfy_module("comfy.model_management")
+    if mm is not None:
+        return mm.unet_offload_device()
+    return torch.device("cpu")
+
+
+def check_interrupt() -> None:
+    """Raise if the user pressed Cancel in ComfyUI (or the CLI asked to stop)."""
+    mm = _comfy_module("comfy.model_management")
+    if mm is not None:
+        mm.throw_exception_if_processing_interrupted()
+    if _interrupt_flag.is_set():
+        _interrupt_flag.clear()
+        raise KeyboardInterrupt("Generation interrupted.")
+
+
+def request_interrupt() -> None:
+    """Ask a running job outside ComfyUI to stop at its next step."""
+    _interrupt_flag.set()
+
+
+class Progress:
+    """Progress over a known number of units: ComfyUI's bar inside, a printed line outside."""
+
+    def __init__(self, total: int, label: str = "MultiTalk", node_id: Optional[str] = None):
+        self.total = max(int(total), 1)
+        self.done = 0
+        self.label = label
+        utils = _comfy_module("comfy.utils")
+        self._bar = utils.ProgressBar(self.total, node_id=node_id) if utils is not None else None
+
+    def update(self, n: int = 1, message: str = "") -> None:
+        self.done = min(self.done + n, self.total)
+        if self._bar is not None:
+            self._bar.update_absolute(self.done, self.total)
+        elif os.environ.get("MULTITALK_QUIET") != "1":
+            extra = f" {message}" if message else ""
+            print(f"[{self.label}] {self.done}/{self.total}{extra}", file=sys.stderr, flush=True)
+
+
+def progress_callback(total: int, label: str) -> Callable[[int, str], None]:
+    """A callback models/ code can call as (units_done_increment, message)."""
+    bar = Progress(total, label)
+    return lambda n=1, message="": bar.update(n, message)
