@@ -138,3 +138,23 @@ def progress_callback(total: int, label: str) -> Callable[[int, str], None]:
     """A callback models/ code can call as (units_done_increment, message)."""
     bar = Progress(total, label)
     return lambda n=1, message="": bar.update(n, message)
+
+
+def save_temp_images(images: torch.Tensor, prefix: str = "multitalk") -> list[dict]:
+    """Save IMAGE [B,H,W,3] as temp PNGs for a node's {"ui": {"images": ...}}; [] outside ComfyUI."""
+    folder_paths = _comfy_module("folder_paths")
+    if folder_paths is None:
+        return []
+    import uuid
+
+    from PIL import Image
+
+    folder = folder_paths.get_temp_directory()
+    os.makedirs(folder, exist_ok=True)
+    saved = []
+    for image in images:
+        name = f"{prefix}_{uuid.uuid4().hex[:12]}.png"
+        pixels = (image.detach().float().cpu().clamp(0, 1) * 255).round().to(torch.uint8).numpy()
+        Image.fromarray(pixels).save(os.path.join(folder, name), compress_level=1)
+        saved.append({"filename": name, "subfolder": "", "type": "temp"})
+    return saved

@@ -1,3 +1,83 @@
-"""Nodes of this topic (filled in by the issue that owns it)."""
-NODE_CLASS_MAPPINGS: dict = {}
-NODE_DISPLAY_NAME_MAPPINGS: dict = {}
+"""Speaker placement node: which audio track drives which person, shown before any GPU time."""
+from __future__ import annotations
+
+import logging
+
+from ..models.speakers import (MAX_TRACKS, OVERLAP_RULES, RESOLUTIONS, build_speaker_layout, parse_boxes,
+                               render_preview, resolve_speaker_count)
+from .comfy_bridge import save_temp_images
+
+logger = logging.getLogger("MultiTalk")
+
+MASK_INPUTS = 4
+
+
+def _mask_input(k: int) -> tuple:
+    return ("MASK", {"tooltip": f"Region of speaker {k} (audio track {k}), e.g. painted in the mask editor. "
+                                f"Wins over box line {k}. Leave unconnected for a box or automatic placement."})
+
+
+class MultiTalkSpeakers:
+    DESCRIPTION = (
+        "Places every speaker on the reference image: from a painted MASK, a box, or automatic face "
+        "detection (left to right). Buckets and crops the image exactly as the sampler will, and shows "
+        "the binding: each speaker's region tinted in its colour with its track number."
+    )
+    CATEGORY = "MultiTalk/speakers"
+    FUNCTION = "place"
+    RETURN_TYPES = ("MULTITALK_SPEAKERS", "IMAGE", "IMAGE", "INT", "INT", "STRING")
+    RETURN_NAMES = ("speakers", "preview", "image", "width", "height", "report")
+    OUTPUT_TOOLTIPS = (
+        "Speaker layout for the sampler: bucketed image, per-speaker masks, latent-grid masks.",
+        "The bucketed image with each speaker's region tinted and numbered by audio track.",
+        "The reference image resized and centre-cropped to the bucket the sampler uses.",
+        "Bucketed width in pixels.",
+        "Bucketed height in pixels.",
+        "Text report: bucket, each speaker's source and region, and any warnings.",
+    )
+
+    @classmethod
+    def INPUT_TYPES(cls) -> dict:
+        optional = {
+            "audio": ("MULTITALK_AUDIO", {"tooltip": "Speaker audio; its number of tracks sets the number "
+                                                     "of speakers (track k drives speaker k)."}),
+        }
+        optional.update({f"mask_{k}": _mask_input(k) for k in range(1, MASK_INPUTS + 1)})
+        return {
+            "required": {
+                "image": ("IMAGE", {"tooltip": "Reference image (the first frame of the video)."}),
+                "num_speakers": ("INT", {"default": 0, "min": 0, "max": MAX_TRACKS, "tooltip":
+                                         "Number of speakers. 0 = from the audio input, else from the "
+                                         "masks/boxes given, else 2. Must match the audio tracks."}),
+                "resolution": (list(RESOLUTIONS), {"default": "480p", "tooltip":
+                                                   "Bucket table of the sampler: 480p or 720p. The image is "
+                                                   "resized and centre-cropped to the nearest aspect ratio."}),
+                "boxes": ("STRING", {"multiline": True, "default": "", "tooltip":
+                                     "One line per speaker in track order: 'x, y, width, height' in pixels of "
+                                     "the reference image (or fractions 0..1). A blank line or 'auto' = "
+                                     "automatic. A connected mask_k wins over line k."}),
+                "overlap": (list(OVERLAP_RULES), {"default": "nearest_center", "tooltip":
+                                                  "Who gets a pixel claimed by several speakers: the one whose "
+                                                  "region centre is nearest, the smaller region, or keep the "
+                                                  "overlap (official behaviour)."}),
+            },
+            "optional": optional,
+        }
+
+    def place(self, image, num_speakers=0, resolution="480p", boxes="", overlap="nearest_center",
+              audio=None, **masks):
+        box_list = parse_boxes(boxes)
+        mask_list = [masks.get(f"mask_{k}") for k in range(1, MASK_INPUTS + 1)]
+        connected = [k for k, m in enumerate(mask_list, start=1) if m is not None]
+        tracks = len(audio.features) if audio is not None else None
+        count = resolve_speaker_count(int(num_speakers), tracks, max(connected, default=0), len(box_list))
+        layout = build_speaker_layout(image, count, resolution, mask_list, box_list, overlap)
+        for note in layout.notes:
+            logger.warning("MultiTalkSpeakers: %s", note)
+        preview = render_preview(layout.image, layout.masks)
+        result = (layout, preview, layout.image, layout.width, layout.height, layout.describe())
+        return {"ui": {"images": save_temp_images(preview, "multitalk_speakers")}, "result": result}
+
+
+NODE_CLASS_MAPPINGS = {"MultiTalkSpeakers": MultiTalkSpeakers}
+NODE_DISPLAY_NAME_MAPPINGS = {"MultiTalkSpeakers": "MultiTalk Speakers (who is where)"}
