@@ -11,10 +11,23 @@ logger = logging.getLogger("MultiTalk")
 
 MASK_INPUTS = 4
 
+TOOLTIPS = {
+    "image": "Reference image (the first frame of the video).",
+    "num_speakers": "Number of speakers. 0 = from the audio input, else from the masks/boxes given, "
+                    "else 2. Must match the audio tracks.",
+    "resolution": "Bucket table of the sampler: 480p or 720p. The image is resized and centre-cropped "
+                  "to the nearest aspect ratio.",
+    "boxes": "One line per speaker in track order: 'x, y, width, height' in pixels of the reference "
+             "image (or fractions 0..1). A blank line or 'auto' = automatic. mask_k wins over line k.",
+    "overlap": "Who gets a pixel claimed by several speakers: the one whose region centre is nearest, "
+               "the smaller region, or keep the overlap (official behaviour).",
+    "audio": "Speaker audio; its number of tracks sets the number of speakers (track k drives speaker k).",
+}
+
 
 def _mask_input(k: int) -> tuple:
-    return ("MASK", {"tooltip": f"Region of speaker {k} (audio track {k}), e.g. painted in the mask editor. "
-                                f"Wins over box line {k}. Leave unconnected for a box or automatic placement."})
+    return ("MASK", {"tooltip": f"Region of speaker {k} (audio track {k}), e.g. painted in the mask "
+                                f"editor. Wins over box line {k}. Leave unconnected for a box or automatic."})
 
 
 class MultiTalkSpeakers:
@@ -38,28 +51,16 @@ class MultiTalkSpeakers:
 
     @classmethod
     def INPUT_TYPES(cls) -> dict:
-        optional = {
-            "audio": ("MULTITALK_AUDIO", {"tooltip": "Speaker audio; its number of tracks sets the number "
-                                                     "of speakers (track k drives speaker k)."}),
-        }
+        optional = {"audio": ("MULTITALK_AUDIO", {"tooltip": TOOLTIPS["audio"]})}
         optional.update({f"mask_{k}": _mask_input(k) for k in range(1, MASK_INPUTS + 1)})
         return {
             "required": {
-                "image": ("IMAGE", {"tooltip": "Reference image (the first frame of the video)."}),
-                "num_speakers": ("INT", {"default": 0, "min": 0, "max": MAX_TRACKS, "tooltip":
-                                         "Number of speakers. 0 = from the audio input, else from the "
-                                         "masks/boxes given, else 2. Must match the audio tracks."}),
-                "resolution": (list(RESOLUTIONS), {"default": "480p", "tooltip":
-                                                   "Bucket table of the sampler: 480p or 720p. The image is "
-                                                   "resized and centre-cropped to the nearest aspect ratio."}),
-                "boxes": ("STRING", {"multiline": True, "default": "", "tooltip":
-                                     "One line per speaker in track order: 'x, y, width, height' in pixels of "
-                                     "the reference image (or fractions 0..1). A blank line or 'auto' = "
-                                     "automatic. A connected mask_k wins over line k."}),
-                "overlap": (list(OVERLAP_RULES), {"default": "nearest_center", "tooltip":
-                                                  "Who gets a pixel claimed by several speakers: the one whose "
-                                                  "region centre is nearest, the smaller region, or keep the "
-                                                  "overlap (official behaviour)."}),
+                "image": ("IMAGE", {"tooltip": TOOLTIPS["image"]}),
+                "num_speakers": ("INT", {"default": 0, "min": 0, "max": MAX_TRACKS,
+                                         "tooltip": TOOLTIPS["num_speakers"]}),
+                "resolution": (list(RESOLUTIONS), {"default": "480p", "tooltip": TOOLTIPS["resolution"]}),
+                "boxes": ("STRING", {"multiline": True, "default": "", "tooltip": TOOLTIPS["boxes"]}),
+                "overlap": (list(OVERLAP_RULES), {"default": OVERLAP_RULES[0], "tooltip": TOOLTIPS["overlap"]}),
             },
             "optional": optional,
         }

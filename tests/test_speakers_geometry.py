@@ -52,7 +52,8 @@ def reference_masks_to_latent(masks: torch.Tensor, target: tuple[int, int]) -> t
     return (latent > 0).float()
 
 
-SIZES = [(790, 1280), (1080, 1920), (1920, 1080), (733, 977), (1000, 1000), (300, 1200), (517, 389), (64, 300)]
+SIZES = [(790, 1280), (1080, 1920), (1920, 1080), (733, 977), (1000, 1000), (300, 1200), (517, 389),
+         (64, 300)]
 
 
 @pytest.mark.parametrize("h,w", SIZES)

@@ -17,6 +17,7 @@ from .regions import Box, box_to_mask, resolve_overlaps, strip_mask
 
 MAX_TRACKS = max(MAX_SPEAKERS.values())
 FaceDetector = Callable[[np.ndarray], list[Face]]
+Region = tuple[str, torch.Tensor]  # (source, 0/1 mask [H,W])
 
 
 def resolve_speaker_count(requested: int, audio_tracks: Optional[int],
@@ -82,7 +83,7 @@ def prepare_user_mask(mask: torch.Tensor, height: int, width: int,
 
 
 def _user_regions(masks: Sequence[Optional[torch.Tensor]], boxes: Sequence[Optional[Box]],
-                  count: int, size: tuple[int, int], notes: list[str]) -> dict[int, tuple[str, torch.Tensor]]:
+                  count: int, size: tuple[int, int], notes: list[str]) -> dict[int, Region]:
     """Speakers given a mask or a box: index -> (source, mask [H,W] at the reference size)."""
     regions = {}
     for index in range(count):
@@ -93,7 +94,8 @@ def _user_regions(masks: Sequence[Optional[torch.Tensor]], boxes: Sequence[Optio
             regions[index] = ("mask", binary)
             notes.extend(mask_notes)
             if box is not None:
-                notes.append(f"Speaker {index + 1}: both mask_{index + 1} and a box were given; the mask was used.")
+                notes.append(f"Speaker {index + 1}: both mask_{index + 1} and a box were given; "
+                             "the mask was used.")
         elif box is not None:
             binary, note = box_to_mask(box, size[0], size[1], index + 1)
             regions[index] = ("box", binary)
@@ -102,14 +104,15 @@ def _user_regions(masks: Sequence[Optional[torch.Tensor]], boxes: Sequence[Optio
 
 
 def _auto_regions(bucket_image: torch.Tensor, auto: list[int], taken: torch.Tensor, count: int,
-                  size: tuple[int, int], detect: FaceDetector, notes: list[str]) -> dict[int, tuple[str, torch.Tensor]]:
+                  size: tuple[int, int], detect: FaceDetector, notes: list[str]) -> dict[int, Region]:
     """Automatic speakers: detected people left to right, else equal strips (bucketed [H,W])."""
     height, width = bucket_image.shape[1:3]
     faces = detect(image_to_uint8(bucket_image))
-    free = [f for f in faces if not bool(taken[int(f.center[1]), int(f.center[0])])]
+    free = [f for f in faces if not _inside(taken, f.center)]
     if len(free) >= len(auto):
         if len(free) > len(auto):
-            notes.append(f"Found {len(free)} people for {len(auto)} automatic speaker(s); used the most prominent.")
+            notes.append(f"Found {len(free)} people for {len(auto)} automatic speaker(s); "
+                         "used the most prominent.")
         chosen = sorted(free[:len(auto)], key=lambda f: f.center[0])
         return {index: ("auto", body_region(face, height, width)) for index, face in zip(auto, chosen)}
     reason = detector_unavailable_reason() if detect is detect_faces else None
@@ -123,6 +126,12 @@ def _auto_regions(bucket_image: torch.Tensor, auto: list[int], taken: torch.Tens
     strips = torch.stack([strip_mask(index, count, size[0], size[1]) for index in auto])
     bucketed = resize_crop_masks(strips, (height, width))
     return {index: ("strip", bucketed[i]) for i, index in enumerate(auto)}
+
+
+def _inside(mask: torch.Tensor, point: tuple[float, float]) -> bool:
+    """Whether an (x, y) point lies on a 1 of a [H,W] mask (points off the image do not)."""
+    col, row = int(point[0]), int(point[1])
+    return 0 <= row < mask.shape[0] and 0 <= col < mask.shape[1] and bool(mask[row, col] > 0)
 
 
 def _check_token_regions(masks: torch.Tensor, sources: list[str]) -> None:
@@ -140,21 +149,29 @@ def _check_token_regions(masks: torch.Tensor, sources: list[str]) -> None:
 
 
 def build_speaker_layout(image: torch.Tensor, num_speakers: int, resolution: str = "480p",
-                         masks: Sequence[Optional[torch.Tensor]] = (), boxes: Sequence[Optional[Box]] = (),
-                         overlap: str = "nearest_center", detect: FaceDetector = detect_faces) -> SpeakerLayout:
-    """Bucket the reference image and place every speaker (mask > box > automatic)."""
-    pixels = image_to_uint8(image)  # validates the shape
-    size = pixels.shape[:2]
+                         masks: Sequence[Optional[torch.Tensor]] = (),
+                         boxes: Sequence[Optional[Box]] = (),
+                         overlap: str = "nearest_center",
+                         detect: FaceDetector = detect_faces) -> SpeakerLayout:
+    """Bucket the reference image and place every speaker (mask > box > automatic).
+
+    masks/boxes: per speaker in track order (None or missing = automatic). detect: the face
+    detector (RGB uint8 [H,W,3] -> faces, most prominent first); tests pass stand-ins.
+    """
+    if not 1 <= num_speakers <= MAX_TRACKS:
+        raise SpeakerInputError(f"{num_speakers} speakers requested: the pack handles 1 to {MAX_TRACKS}.")
+    size = image_to_uint8(image).shape[:2]  # validates the IMAGE shape
     target = choose_bucket(size[0], size[1], resolution)
     bucket_image = resize_crop_image(image, target)  # [1,H,W,3]
     notes: list[str] = []
     if num_speakers == 1:
         if any(m is not None for m in masks[:1]) or any(b is not None for b in boxes[:1]):
-            notes.append("One speaker: track 1 drives the whole frame (as the official); the mask/box is not needed.")
+            notes.append("One speaker: track 1 drives the whole frame (as the official); "
+                         "the mask/box is not needed.")
         return SpeakerLayout(bucket_image, target[0], target[1], torch.ones(1, *target), ["auto"],
                              notes, resolution, (int(size[0]), int(size[1])), overlap)
     user = _user_regions(masks, boxes, num_speakers, size, notes)
-    regions: dict[int, tuple[str, torch.Tensor]] = {}
+    regions: dict[int, Region] = {}
     if user:
         bucketed = resize_crop_masks(torch.stack([m for _, m in user.values()]), target)
         regions = {index: (source, bucketed[i]) for i, (index, (source, _)) in enumerate(user.items())}

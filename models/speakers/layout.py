@@ -40,11 +40,13 @@ class SpeakerLayout:
     def __post_init__(self) -> None:
         if tuple(self.image.shape) != (1, self.height, self.width, 3):
             raise SpeakerInputError(
-                f"Layout image has shape {tuple(self.image.shape)}, expected (1, {self.height}, {self.width}, 3)."
+                f"Layout image has shape {tuple(self.image.shape)}, "
+                f"expected (1, {self.height}, {self.width}, 3)."
             )
         if self.masks.dim() != 3 or tuple(self.masks.shape[1:]) != (self.height, self.width):
             raise SpeakerInputError(
-                f"Layout masks have shape {tuple(self.masks.shape)}, expected (S, {self.height}, {self.width})."
+                f"Layout masks have shape {tuple(self.masks.shape)}, "
+                f"expected (S, {self.height}, {self.width})."
             )
         if len(self.sources) != self.masks.shape[0]:
             raise SpeakerInputError(f"{len(self.sources)} sources for {self.masks.shape[0]} speaker masks.")

@@ -48,8 +48,8 @@ def _label(canvas: np.ndarray, mask: np.ndarray, track: int) -> None:
     x = int(min(max(xs.min() + 2 * thickness, 0), canvas.shape[1] - tw))
     y = int(min(max(ys.min() + th + 2 * thickness, th), canvas.shape[0] - 1))
     # dark outline first so the number reads on light and dark pictures alike
-    cv2.putText(canvas, str(track), (x, y), cv2.FONT_HERSHEY_SIMPLEX, scale, (0, 0, 0), 4 * thickness, cv2.LINE_AA)
-    cv2.putText(canvas, str(track), (x, y), cv2.FONT_HERSHEY_SIMPLEX, scale, color, 2 * thickness, cv2.LINE_AA)
+    for ink, width in (((0, 0, 0), 4 * thickness), (color, 2 * thickness)):
+        cv2.putText(canvas, str(track), (x, y), cv2.FONT_HERSHEY_SIMPLEX, scale, ink, width, cv2.LINE_AA)
 
 
 def render_preview(image: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
