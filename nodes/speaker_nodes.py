@@ -60,7 +60,8 @@ class MultiTalkSpeakers:
                                          "tooltip": TOOLTIPS["num_speakers"]}),
                 "resolution": (list(RESOLUTIONS), {"default": "480p", "tooltip": TOOLTIPS["resolution"]}),
                 "boxes": ("STRING", {"multiline": True, "default": "", "tooltip": TOOLTIPS["boxes"]}),
-                "overlap": (list(OVERLAP_RULES), {"default": OVERLAP_RULES[0], "tooltip": TOOLTIPS["overlap"]}),
+                "overlap": (list(OVERLAP_RULES), {"default": OVERLAP_RULES[0],
+                                                  "tooltip": TOOLTIPS["overlap"]}),
             },
             "optional": optional,
         }
