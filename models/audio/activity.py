@@ -29,7 +29,7 @@ def frame_levels_db(samples: np.ndarray, num_frames: int, fps: float) -> np.ndar
 
 def _runs(mask: np.ndarray, value: bool) -> list[tuple[int, int]]:
     """[start, end) index runs where mask == value."""
-    padded = np.concatenate([[not value], mask == value, [not value]]).astype(np.int8)
+    padded = np.concatenate([[False], mask == value, [False]]).astype(np.int8)
     edges = np.flatnonzero(np.diff(padded))
     return list(zip(edges[0::2], edges[1::2]))
 

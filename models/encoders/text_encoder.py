@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import Callable
 
 import torch
 
@@ -56,19 +57,23 @@ def wan_key_to_hf(key: str) -> str | None:
     return None
 
 
+def key_renamer(keys: list[str], path: str) -> Callable[[str], str | None]:
+    """The key mapping for the file's layout; raises EncoderInputError for other kinds of file."""
+    hf_key = next((k for k in keys if k.endswith(_HF_MARKER)), None)
+    if hf_key is not None:
+        prefix = hf_key[: -len(_HF_MARKER)]
+        return lambda k: k[len(prefix):] if k.startswith(prefix) else None
+    if _WAN_MARKER in keys:
+        return wan_key_to_hf
+    raise EncoderInputError(wrong_kind(
+        path, keys, "the umt5-xxl text encoder used by Wan",
+        "Use umt5_xxl_*.safetensors (ComfyUI) or models_t5_umt5-xxl-enc-bf16.pth (Wan release).",
+    ))
+
+
 def hf_state_dict(weights, path: str, dtype: torch.dtype) -> dict[str, torch.Tensor]:
     """Any supported layout -> UMT5EncoderModel keys (with `encoder.embed_tokens` tied)."""
-    keys = list(weights.keys())
-    if any(k.endswith(_HF_MARKER) for k in keys):
-        prefix = next(k for k in keys if k.endswith(_HF_MARKER))[: -len(_HF_MARKER)]
-        rename = lambda k: k[len(prefix):] if k.startswith(prefix) else None  # noqa: E731
-    elif _WAN_MARKER in keys:
-        rename = wan_key_to_hf
-    else:
-        raise EncoderInputError(wrong_kind(
-            path, keys, "the umt5-xxl text encoder used by Wan",
-            "Use umt5_xxl_*.safetensors (ComfyUI) or models_t5_umt5-xxl-enc-bf16.pth (Wan release).",
-        ))
+    rename = key_renamer(list(weights.keys()), path)
     wanted = lambda k: (n := rename(k)) is not None and (n.startswith("encoder.block.") or n in _TOP_LEVEL)  # noqa: E731
     state = {rename(key): tensor for key, tensor in dequantized(weights, dtype, keep=wanted)}
     if "shared.weight" not in state and "encoder.embed_tokens.weight" in state:
@@ -150,6 +155,7 @@ def load_text_encoder(path: str, tokenizer_path: str = "", device: torch.device 
     from transformers import UMT5EncoderModel
 
     weights = LazyWeights(path)
+    key_renamer(list(weights.keys()), path)  # a wrong kind of file fails before the tokenizer search
     embedded = weights["spiece_model"] if "spiece_model" in weights else None
     tokenizer = find_tokenizer(path, tokenizer_path, embedded)
     state = hf_state_dict(weights, path, dtype)
