@@ -13,7 +13,8 @@ from . import comfy_bridge
 CATEGORY = "MultiTalk/encoders"
 DEVICES = ["auto", "cpu"]
 DTYPE_CHOICES = ["auto", "bf16", "fp16", "fp32"]
-_DEVICE_TIP = "Where the model computes. auto: the GPU ComfyUI uses (weights rest on the CPU between runs); cpu: slower, saves VRAM."
+_DEVICE_TIP = ("Where the model computes. auto: the GPU ComfyUI uses (weights rest on the CPU between runs); "
+               "cpu: slower, saves VRAM.")
 
 
 def _file_input(folder: str, what: str) -> tuple:

@@ -19,7 +19,6 @@ from .vae import (
     pixel_frames_for,
 )
 from .vae_loader import load_autoencoder, load_vae
-from .weights import parse_dtype
 
 
 __all__ = [
@@ -28,5 +27,5 @@ __all__ = [
     "MAX_TOKENS", "PromptTokenizer",
     "LATENT_CHANNELS", "SPATIAL_COMPRESSION", "TEMPORAL_COMPRESSION", "WanVAE", "check_latent",
     "normalize_wan_latents", "denormalize_wan_latents", "latent_frames_for", "pixel_frames_for",
-    "load_autoencoder", "load_vae", "parse_dtype",
+    "load_autoencoder", "load_vae",
 ]

@@ -74,7 +74,10 @@ def key_renamer(keys: list[str], path: str) -> Callable[[str], str | None]:
 def hf_state_dict(weights, path: str, dtype: torch.dtype) -> dict[str, torch.Tensor]:
     """Any supported layout -> UMT5EncoderModel keys (with `encoder.embed_tokens` tied)."""
     rename = key_renamer(list(weights.keys()), path)
-    wanted = lambda k: (n := rename(k)) is not None and (n.startswith("encoder.block.") or n in _TOP_LEVEL)  # noqa: E731
+    def wanted(key: str) -> bool:
+        new = rename(key)
+        return new is not None and (new.startswith("encoder.block.") or new in _TOP_LEVEL)
+
     state = {rename(key): tensor for key, tensor in dequantized(weights, dtype, keep=wanted)}
     if "shared.weight" not in state and "encoder.embed_tokens.weight" in state:
         state["shared.weight"] = state["encoder.embed_tokens.weight"]

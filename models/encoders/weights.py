@@ -25,13 +25,6 @@ _DROP_KEYS = {"scaled_fp8"}
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
-def parse_dtype(name: str) -> torch.dtype:
-    """'fp32' | 'bf16' | 'fp16' -> torch dtype (for node widgets and the CLI)."""
-    if name not in DTYPES:
-        raise EncoderInputError(f"Unknown dtype '{name}': choose one of {sorted(DTYPES)}.")
-    return DTYPES[name]
-
-
 class LazyWeights(Mapping):
     """A read-only mapping key -> tensor over a weights file, reading each tensor on access."""
 
@@ -46,6 +39,7 @@ class LazyWeights(Mapping):
         else:
             self._dict = _torch_load(path)
             self._keys = list(self._dict.keys())
+        self._key_set = set(self._keys)
 
     def _open_safetensors(self) -> list[str]:
         from safetensors import safe_open
@@ -60,10 +54,13 @@ class LazyWeights(Mapping):
 
     def __getitem__(self, key: str) -> torch.Tensor:
         if self._handle is not None:
-            if key not in self._keys:
+            if key not in self._key_set:
                 raise KeyError(key)
             return self._handle.get_tensor(key)
         return self._dict[key]
+
+    def __contains__(self, key: object) -> bool:  # without reading the tensor
+        return key in self._key_set
 
     def __iter__(self) -> Iterator[str]:
         return iter(self._keys)
@@ -120,14 +117,6 @@ def _scale_for(key: str, ndim: int, weights: Mapping[str, torch.Tensor], keys: s
             # A per-output-channel scale [out] must broadcast over [out, in, ...].
             return scale.reshape(-1, *([1] * (ndim - 1))) if scale.numel() > 1 else scale
     return torch.ones((), dtype=torch.float32)
-
-
-def strip_prefix(keys: list[str], prefixes: tuple[str, ...]) -> str:
-    """The first prefix that every key of interest carries ('' if none)."""
-    for prefix in prefixes:
-        if keys and all(k.startswith(prefix) for k in keys):
-            return prefix
-    return ""
 
 
 def sample_keys(keys, n: int = 4) -> str:
