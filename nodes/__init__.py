@@ -9,6 +9,7 @@ _NODE_MODULES = (
     "audio_nodes",
     "speaker_nodes",
     "encoder_nodes",
+    "sampler_nodes",
 )
 
 

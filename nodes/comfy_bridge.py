@@ -158,3 +158,13 @@ def save_temp_images(images: torch.Tensor, prefix: str = "multitalk") -> list[di
         Image.fromarray(pixels).save(os.path.join(folder, name), compress_level=1)
         saved.append({"filename": name, "subfolder": "", "type": "temp"})
     return saved
+
+
+def model_file_input(folder: str, what: str, optional_none: bool = False) -> tuple:
+    """A drop-down of ComfyUI's model folder, or a path box outside ComfyUI / when it is empty."""
+    files = list_model_files(folder)
+    if files:
+        return ((["none"] if optional_none else []) + files,
+                {"tooltip": f"{what} from ComfyUI's models/{folder} folder."})
+    return ("STRING", {"default": "", "tooltip": f"{what}: a file in models/{folder} or a full path"
+                       + (" (empty: none)." if optional_none else ".")})

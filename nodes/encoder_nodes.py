@@ -17,14 +17,6 @@ _DEVICE_TIP = ("Where the model computes. auto: the GPU ComfyUI uses (weights re
                "cpu: slower, saves VRAM.")
 
 
-def _file_input(folder: str, what: str) -> tuple:
-    """A drop-down of ComfyUI's model folder, or a path box outside ComfyUI / when it is empty."""
-    files = comfy_bridge.list_model_files(folder)
-    if files:
-        return (files, {"tooltip": f"{what} from ComfyUI's models/{folder} folder."})
-    return ("STRING", {"default": "", "tooltip": f"{what}: a file in models/{folder} or a full path."})
-
-
 def _device(choice: str) -> torch.device:
     return torch.device("cpu") if choice == "cpu" else comfy_bridge.default_device()
 
@@ -41,7 +33,7 @@ class MultiTalkTextEncoderLoader:
     @classmethod
     def INPUT_TYPES(cls):
         return {"required": {
-            "text_encoder": _file_input("text_encoders", "The umt5-xxl weights"),
+            "text_encoder": comfy_bridge.model_file_input("text_encoders", "The umt5-xxl weights"),
             "tokenizer": ("STRING", {"default": "", "tooltip": (
                 "Tokenizer folder (google/umt5-xxl) or its spiece.model / tokenizer.json. Leave empty when "
                 "the weights file carries it (ComfyUI's files) or the folder sits beside the .pth (Wan release).")}),
@@ -101,7 +93,7 @@ class MultiTalkClipVisionLoader:
     @classmethod
     def INPUT_TYPES(cls):
         return {"required": {
-            "clip_vision": _file_input("clip_vision", "The CLIP vision weights"),
+            "clip_vision": comfy_bridge.model_file_input("clip_vision", "The CLIP vision weights"),
             "device": (DEVICES, {"default": "auto", "tooltip": _DEVICE_TIP}),
             "dtype": (DTYPE_CHOICES, {"default": "auto", "tooltip": (
                 "Precision of the weights. auto: fp16 on a GPU (as the official pipeline), fp32 on the CPU.")}),
@@ -150,7 +142,7 @@ class MultiTalkVAELoader:
     @classmethod
     def INPUT_TYPES(cls):
         return {"required": {
-            "vae": _file_input("vae", "The Wan2.1 VAE weights"),
+            "vae": comfy_bridge.model_file_input("vae", "The Wan2.1 VAE weights"),
             "device": (DEVICES, {"default": "auto", "tooltip": _DEVICE_TIP}),
             "dtype": (DTYPE_CHOICES, {"default": "auto", "tooltip": (
                 "Precision. auto: bf16 on a GPU (as ComfyUI), fp32 on the CPU. fp32 is closest to the official.")}),

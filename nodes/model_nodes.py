@@ -1,3 +1,90 @@
-"""Nodes of this topic (filled in by the issue that owns it)."""
-NODE_CLASS_MAPPINGS: dict = {}
-NODE_DISPLAY_NAME_MAPPINGS: dict = {}
+"""Loading the MultiTalk DiT: Wan2.1-I2V base weights plus a MultiTalk / InfiniteTalk audio file."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from ..models.dit.attention import BACKENDS
+from . import comfy_bridge
+
+CATEGORY = "MultiTalk/loaders"
+DTYPES = ["auto", "bf16", "fp16", "fp32", "fp8_e4m3fn"]
+
+
+@dataclass
+class MultiTalkModel:
+    """The MULTITALK_MODEL socket: the DiT and where it lives between runs."""
+
+    model: torch.nn.Module
+    device: torch.device
+    offload: bool  # move the weights to the CPU after each sampling run
+    name: str
+
+    def to_device(self) -> torch.nn.Module:
+        self.model.to(self.device)
+        return self.model
+
+    def release(self) -> None:
+        if self.offload and self.device.type != "cpu":
+            self.model.to(comfy_bridge.offload_device())
+
+
+class MultiTalkModelLoader:
+    DESCRIPTION = ("Loads the Wan2.1-I2V-14B diffusion model (single file, fp16/bf16/fp8 incl. scaled fp8, or "
+                   "sharded with its index json) and lays the MultiTalk or InfiniteTalk audio layers over it.")
+    CATEGORY = CATEGORY
+    FUNCTION = "load"
+    RETURN_TYPES = ("MULTITALK_MODEL",)
+    RETURN_NAMES = ("model",)
+    OUTPUT_TOOLTIPS = ("The MultiTalk diffusion model, for MultiTalk Sampler.",)
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        comfy_bridge.register_extra_folders()
+        return {"required": {
+            "model": comfy_bridge.model_file_input(
+                "diffusion_models", "Wan2.1-I2V-14B weights (a file, or the *.index.json of the shards)"),
+            "audio_weights": comfy_bridge.model_file_input(
+                "model_patches", "multitalk.safetensors or infinitetalk.safetensors (audio layers only)",
+                optional_none=True),
+            "dtype": (DTYPES, {"default": "auto", "tooltip": (
+                "Weights in memory. auto: as stored (fp8 files stay fp8). fp8_e4m3fn quantises the transformer "
+                "blocks of a 16-bit file to halve VRAM; computation then runs in bf16.")}),
+            "attention": (list(BACKENDS), {"default": "auto", "tooltip": (
+                "Attention kernel. auto/sdpa: PyTorch's, exact and memory-efficient everywhere. xformers, "
+                "flash_attn, sageattention: used when installed, CUDA only (the last two change numbers slightly).")}),
+            "device": (["auto", "cpu"], {"default": "auto", "tooltip": "auto: ComfyUI's GPU; cpu: very slow, for tests."}),
+            "offload": ("BOOLEAN", {"default": True, "tooltip": (
+                "Move the model to the CPU after each run, freeing VRAM for the VAE and other nodes.")}),
+        }}
+
+    def load(self, model: str, audio_weights: str, dtype: str, attention: str, device: str, offload: bool):
+        from ..models import load_dit
+
+        sources = [comfy_bridge.resolve_model_path("diffusion_models", model)]
+        if audio_weights and audio_weights != "none":
+            sources.append(_resolve_audio_weights(audio_weights))
+        target = torch.device("cpu") if device == "cpu" else comfy_bridge.default_device()
+        dit = load_dit(sources, dtype=None if dtype == "auto" else dtype, device="cpu", attention="auto")
+        if attention not in ("auto", "sdpa"):
+            dit.attention = _checked_attention(attention, target)
+        keep_on_cpu = offload and target.type != "cpu"
+        return (MultiTalkModel(dit if keep_on_cpu else dit.to(target), target, offload, model),)
+
+
+def _resolve_audio_weights(name: str) -> str:
+    try:
+        return comfy_bridge.resolve_model_path("model_patches", name)
+    except ValueError:  # users also keep them beside the base model
+        return comfy_bridge.resolve_model_path("diffusion_models", name)
+
+
+def _checked_attention(name: str, device: torch.device):
+    from ..models.dit.attention import get_attention
+
+    return get_attention(name, device)
+
+
+NODE_CLASS_MAPPINGS = {"MultiTalkModelLoader": MultiTalkModelLoader}
+NODE_DISPLAY_NAME_MAPPINGS = {"MultiTalkModelLoader": "MultiTalk Model Loader"}

@@ -15,8 +15,9 @@ TOOLTIPS = {
     "image": "Reference image (the first frame of the video).",
     "num_speakers": "Number of speakers. 0 = from the audio input, else from the masks/boxes given, "
                     "else 2. Must match the audio tracks.",
-    "resolution": "Bucket table of the sampler: 480p or 720p. The image is resized and centre-cropped "
-                  "to the nearest aspect ratio.",
+    "resolution": "Bucket table of the sampler: 480p or 720p (what the models were trained at). The image "
+                  "is resized and centre-cropped to the nearest aspect ratio. 240p and 120p are draft sizes "
+                  "for quick previews and CPU tests.",
     "boxes": "One line per speaker in track order: 'x, y, width, height' in pixels of the reference "
              "image (or fractions 0..1). A blank line or 'auto' = automatic. mask_k wins over line k.",
     "overlap": "Who gets a pixel claimed by several speakers: the one whose region centre is nearest, "

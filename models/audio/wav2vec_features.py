@@ -22,7 +22,7 @@ import torch.nn.functional as F
 from ..errors import AudioInputError
 from .wav2vec_loader import Wav2VecEncoder
 
-CNN_CHUNK_FRAMES = 1000  # CNN output frames (20 ms each) per chunk: ~130 MB of activations at 512 channels
+CNN_CHUNK_FRAMES = 500  # CNN output frames (20 ms each) per chunk: ~65 MB per activation at 512 channels
 
 
 def normalize_input(samples: np.ndarray) -> np.ndarray:

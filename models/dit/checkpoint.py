@@ -120,6 +120,23 @@ def read_checkpoint(source: str | os.PathLike) -> dict[str, torch.Tensor]:
     return drop_markers(strip_prefix(merged))
 
 
+def read_config_metadata(source: str | os.PathLike) -> dict[str, int]:
+    """`num_heads` / `text_len` stored in a safetensors header (`multitalk.num_heads`, ...) by
+    files this pack writes for models too small for the 128-wide-head rule (tiny demo weights)."""
+    from safetensors import safe_open
+
+    found: dict[str, int] = {}
+    for path in expand_sources(source):
+        if path.suffix != ".safetensors":
+            continue
+        with safe_open(str(path), framework="pt") as handle:
+            meta = handle.metadata() or {}
+        for name in ("num_heads", "text_len"):
+            if f"multitalk.{name}" in meta:
+                found[name] = int(meta[f"multitalk.{name}"])
+    return found
+
+
 def describe_keys(keys: Iterable[str], limit: int = 4) -> str:
     keys = sorted(keys)
     shown = ", ".join(keys[:limit])

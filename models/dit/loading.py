@@ -14,7 +14,8 @@ import torch
 from torch import nn
 
 from ..errors import CheckpointError
-from .checkpoint import describe_keys, drop_markers, is_audio_key, read_checkpoint, strip_prefix
+from .checkpoint import (describe_keys, drop_markers, is_audio_key, read_checkpoint, read_config_metadata,
+                         strip_prefix)
 from .config import DiTConfig, infer_dit_config
 from .fp8 import FP8_DTYPES, is_fp8, quantize_fp8, swap_in_fp8_linears
 from .model import MultiTalkDiT
@@ -45,6 +46,8 @@ def load_dit(source: Union[Source, Sequence[Source]], dtype: Union[str, torch.dt
     """
     parts = _read_sources(source)
     weights = _merge_parts(parts, require_audio)
+    stored = _stored_config(source)
+    num_heads, text_len = num_heads or stored.get("num_heads"), text_len or stored.get("text_len")
     cfg = infer_dit_config(weights, num_heads=num_heads, text_len=text_len)
     fresh_audio = not cfg.has_audio
     if fresh_audio:
@@ -77,6 +80,14 @@ def _read_sources(source) -> list[tuple[str, dict[str, torch.Tensor]]]:
         else:
             parts.append((os.fspath(item), read_checkpoint(item)))
     return parts
+
+
+def _stored_config(source) -> dict[str, int]:
+    stored: dict[str, int] = {}
+    for item in source if isinstance(source, (list, tuple)) else [source]:
+        if not isinstance(item, Mapping):
+            stored.update(read_config_metadata(item))
+    return stored
 
 
 def _merge_parts(parts: list[tuple[str, dict]], require_audio: bool) -> dict[str, torch.Tensor]:

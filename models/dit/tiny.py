@@ -36,3 +36,23 @@ def random_dit_state_dict(config: DiTConfig, seed: int = 0) -> dict[str, torch.T
         else:
             state[key] = (0.1 if tensor.dim() >= 2 else 0.05) * noise
     return state
+
+
+def save_tiny_dit(folder, config: DiTConfig | None = None, seed: int = 0) -> tuple[str, str]:
+    """Write a tiny base model and its audio layers as two files, as the real ones ship:
+    (base .safetensors, multitalk-style audio .safetensors). The head count and text length
+    travel in the safetensors metadata so the files load with no extra arguments."""
+    import os
+
+    from safetensors.torch import save_file
+
+    from .checkpoint import is_audio_key
+
+    config = config or tiny_dit_config()
+    state = random_dit_state_dict(config, seed)
+    meta = {"multitalk.num_heads": str(config.num_heads), "multitalk.text_len": str(config.text_len)}
+    base = os.path.join(folder, "tiny_wan_i2v.safetensors")
+    audio = os.path.join(folder, "tiny_multitalk.safetensors")
+    save_file({k: v for k, v in state.items() if not is_audio_key(k)}, base, metadata=meta)
+    save_file({k: v for k, v in state.items() if is_audio_key(k)}, audio)
+    return base, audio

@@ -39,6 +39,10 @@ BUCKETS: dict[str, tuple[tuple[float, tuple[int, int]], ...]] = {
         (3.75, (1920, 512)),
     ),
 }
+# Draft sizes for quick previews and CPU tests: the 480p table scaled by 1/2 and 1/4 (sides stay
+# multiples of 16). The released models were trained at 480p and 720p only.
+BUCKETS["240p"] = tuple((ratio, (h // 2, w // 2)) for ratio, (h, w) in BUCKETS["480p"])
+BUCKETS["120p"] = tuple((ratio, (h // 4, w // 4)) for ratio, (h, w) in BUCKETS["480p"])
 RESOLUTIONS = tuple(BUCKETS)
 
 LATENT_STRIDE = 8   # VAE spatial stride

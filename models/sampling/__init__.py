@@ -1,0 +1,1 @@
+"""Sampling: flow-matching solvers, guidance, window planning and the long-video loop."""

@@ -1,0 +1,196 @@
+"""The generation loop: windows x steps of guided flow sampling, decoded and streamed out.
+
+MultiTalk chaining: each later window is conditioned on the last `motion` decoded frames of the
+previous one (VAE-encoded into y; their latents, re-noised to the current t, overwrite the first
+latent slots before the first step and after every step), CLIP on the last known frame.
+InfiniteTalk re-anchoring: every window is conditioned on the reference image alone (y, CLIP),
+and the latents of the previous window's last `motion` frames are written clean into the first
+latent slots at every step.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable, Optional
+
+import torch
+
+from ..audio.windows import stack_speaker_windows
+from ..errors import GenerationInputError
+from .colour import match_colours
+from .conditioning import decode_latent, encode_frames, latent_frames, window_condition
+from .guidance import PASS_INPUTS, APGState, combine, guidance_passes
+from .plan import Window, WindowPlan, mirror_extend, plan_windows
+from .schedule import add_noise
+from .solvers import make_solver
+
+
+@dataclass
+class SamplerSettings:
+    steps: int = 40
+    shift: float = 7.0  # official CLI: 7 for 480p, 11 for 720p
+    text_scale: float = 5.0
+    audio_scale: float = 4.0
+    seed: int = 0
+    solver: str = "euler"
+    apg: bool = False
+    apg_momentum: float = -0.75
+    apg_norm_threshold: float = 55.0
+    mode: str = "multitalk"  # "single" | "multitalk" | "infinitetalk"
+    window: int = 81
+    motion_frames: int = 25
+    colour_strength: float = 0.0
+    max_frames: int = 0  # 0: as long as the audio
+    routing: str = "lrope"
+    batch_guidance: bool = True  # all guidance passes in one batch (faster, more memory)
+
+
+@dataclass
+class GenerationInputs:
+    positive: torch.Tensor  # [L, text_dim] text embeddings
+    negative: torch.Tensor  # [L', text_dim]
+    reference: torch.Tensor  # [H, W, 3] in 0..1, bucketed (H, W multiples of 16)
+    clip_features: torch.Tensor  # [1, 257, 1280] of the reference image
+    audio_features: list[torch.Tensor]  # per speaker [T, 12, 768] on one timeline
+    masks: torch.Tensor  # [S+1, H/8, W/8] speaker masks then background (latent grid)
+
+
+@dataclass
+class Hooks:
+    """Callbacks into the caller: progress(units, message), interrupt check, frame sink."""
+
+    progress: Callable[[int, str], None] = lambda n, message: None
+    check_interrupt: Callable[[], None] = lambda: None
+    on_frames: Optional[Callable[[torch.Tensor], None]] = None  # [n, H, W, 3] 0..1 as they are ready
+    clip_encoder: Optional[Callable[[torch.Tensor], torch.Tensor]] = None  # [1, H, W, 3] -> [1, 257, 1280]
+
+
+@dataclass
+class GenerationResult:
+    frames: Optional[torch.Tensor]  # [F, H, W, 3] 0..1 (None when streamed to on_frames only)
+    frame_count: int
+    plan: WindowPlan
+    notes: list[str] = field(default_factory=list)
+
+
+def validate_inputs(inputs: GenerationInputs, settings: SamplerSettings) -> None:
+    height, width = inputs.reference.shape[:2]
+    if height < 16 or width < 16 or height % 16 or width % 16:
+        raise GenerationInputError(f"The reference image is {width}x{height}; both sides must be multiples of 16 "
+                                   "pixels and at least 16 (use the bucketed image of MultiTalkSpeakers).")
+    speakers, mask_count = len(inputs.audio_features), inputs.masks.shape[0] - 1
+    if speakers > 1 and mask_count != speakers:
+        raise GenerationInputError(f"{speakers} audio tracks but the speaker layout has {mask_count} speakers: "
+                                   "give MultiTalkSpeakers the same number of speakers as tracks.")
+    if tuple(inputs.masks.shape[-2:]) != (height // 8, width // 8):
+        raise GenerationInputError(f"Speaker masks are {tuple(inputs.masks.shape[-2:])} but the image's latent grid "
+                                   f"is {(height // 8, width // 8)}: build both from the same MultiTalkSpeakers node.")
+
+
+class VideoGenerator:
+    def __init__(self, model: Any, vae: Any, inputs: GenerationInputs, settings: SamplerSettings,
+                 hooks: Optional[Hooks] = None):
+        validate_inputs(inputs, settings)
+        self.model, self.vae, self.inputs, self.settings = model, vae, inputs, settings
+        self.hooks = hooks or Hooks()
+        frames = inputs.audio_features[0].shape[0]
+        self.plan = plan_windows(frames, settings.window, settings.motion_frames, settings.mode, settings.max_frames)
+        make_solver(settings.solver, settings.steps, settings.shift)  # validates before any heavy work
+        needed = self.plan.covered_frames + 2  # +-2 frames of audio context at the end
+        self.audio = [mirror_extend(f, needed) for f in inputs.audio_features]
+        self.device = next(model.parameters()).device
+        self.generator = torch.Generator().manual_seed(int(settings.seed))
+
+    @property
+    def total_units(self) -> int:
+        return len(self.plan.windows) * self.settings.steps
+
+    def run(self) -> GenerationResult:
+        plan, keep_all = self.plan, self.hooks.on_frames is None
+        kept, emitted, previous = [], 0, None
+        for window in plan.windows:
+            frames = self._window(window, previous)
+            previous = frames[-plan.motion:]
+            new = frames[window.keep_from:][: plan.output_frames - emitted]
+            emitted += new.shape[0]
+            if keep_all:
+                kept.append(new)
+            else:
+                self.hooks.on_frames(new)
+        video = torch.cat(kept) if keep_all else None
+        return GenerationResult(video, emitted, plan, list(plan.notes))
+
+    def _window(self, window: Window, previous: Optional[torch.Tensor]) -> torch.Tensor:
+        settings, reference = self.settings, self.inputs.reference
+        chained = settings.mode == "multitalk" and previous is not None
+        known = previous if chained else reference[None]
+        y, known_latent = window_condition(self.vae, known, settings.window)
+        clip = self._clip(known[-1:]) if chained else self.inputs.clip_features
+        motion, renoise = None, False
+        if chained:
+            motion, renoise = known_latent, True
+        elif settings.mode == "infinitetalk":
+            motion = encode_frames(self.vae, previous) if previous is not None else known_latent
+        batch = self._batch(window, y, clip)
+        latent = self._sample(window, batch, motion, renoise)
+        frames = decode_latent(self.vae, latent)
+        return match_colours(frames, reference, settings.colour_strength)
+
+    def _clip(self, frame: torch.Tensor) -> torch.Tensor:
+        if self.hooks.clip_encoder is None:  # no CLIP model given: keep the reference's features
+            return self.inputs.clip_features
+        return self.hooks.clip_encoder(frame)
+
+    def _batch(self, window: Window, y: torch.Tensor, clip: torch.Tensor) -> dict:
+        """Model inputs of the guidance passes, stacked on the batch axis."""
+        audio = stack_speaker_windows(self.audio, window.start, self.settings.window)  # [S, F, 5, 12, 768]
+        passes = guidance_passes(self.settings.text_scale)
+        texts = {"positive": self.inputs.positive, "negative": self.inputs.negative}
+        zeros = torch.zeros_like(audio)
+        dtype = self.model.compute_dtype
+        return dict(
+            passes=passes,
+            context=[texts[PASS_INPUTS[p][0]].to(self.device, dtype) for p in passes],
+            audio=torch.stack([audio if PASS_INPUTS[p][1] else zeros for p in passes]).to(self.device, dtype),
+            active=[audio.shape[0] if PASS_INPUTS[p][1] else 1 for p in passes],
+            y=y.to(self.device), clip=clip.to(self.device), masks=self.inputs.masks.to(self.device))
+
+    def _sample(self, window: Window, batch: dict, motion: Optional[torch.Tensor], renoise: bool) -> torch.Tensor:
+        settings = self.settings
+        solver = make_solver(settings.solver, settings.steps, settings.shift)
+        shape = (1, 16, latent_frames(settings.window), *batch["y"].shape[-2:])
+        latent = torch.randn(shape, generator=self.generator).to(self.device)
+        apg = APGState(settings.apg_momentum, settings.apg_norm_threshold) if settings.apg else None
+        latent = self._write_motion(latent, motion, renoise, solver.timesteps[0])
+        count = len(self.plan.windows)
+        for i in range(settings.steps):
+            self.hooks.check_interrupt()
+            velocity = self._guided_velocity(latent, solver.timesteps[i], batch, apg)
+            latent = self._write_motion(solver.step(latent, velocity, i), motion, renoise, solver.timesteps[i + 1])
+            self.hooks.progress(1, f"window {window.index + 1}/{count}, step {i + 1}/{settings.steps}")
+        return latent
+
+    def _write_motion(self, latent: torch.Tensor, motion: Optional[torch.Tensor], renoise: bool,
+                      t: torch.Tensor) -> torch.Tensor:
+        if motion is None:
+            return latent
+        slots = motion.shape[2]
+        motion = motion.to(latent.device, latent.dtype)
+        if renoise:
+            noise = torch.randn(motion.shape, generator=self.generator).to(latent.device)
+            motion = add_noise(motion, noise, t)
+        latent = latent.clone()
+        latent[:, :, :slots] = motion
+        return latent
+
+    def _guided_velocity(self, latent: torch.Tensor, t: torch.Tensor, batch: dict, apg) -> torch.Tensor:
+        passes, count = batch["passes"], len(batch["passes"])
+        groups = [list(range(count))] if self.settings.batch_guidance else [[i] for i in range(count)]
+        preds = {}
+        with torch.no_grad():
+            for group in groups:
+                out = self.model(latent.expand(len(group), -1, -1, -1, -1), t.expand(len(group)).to(self.device),
+                                 [batch["context"][i] for i in group], batch["clip"], batch["y"],
+                                 audio=batch["audio"][group], ref_masks=batch["masks"], routing=self.settings.routing,
+                                 active_speakers=[batch["active"][i] for i in group])
+                preds.update({passes[i]: out[j:j + 1] for j, i in enumerate(group)})
+        return combine(preds, self.settings.text_scale, self.settings.audio_scale, apg)

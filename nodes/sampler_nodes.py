@@ -1,0 +1,138 @@
+"""MultiTalk Sampler: image + per-speaker audio + prompt -> talking video frames of any length."""
+from __future__ import annotations
+
+import torch
+
+from ..models.sampling.generate import GenerationInputs, Hooks, SamplerSettings, VideoGenerator
+from ..models.sampling.plan import DEFAULT_MOTION_FRAMES, MODES
+from ..models.sampling.solvers import SOLVERS
+from ..models.dit.routing import ROUTING_MODES
+from . import comfy_bridge
+from .sampler_inputs import clip_encoder_for, conditioning_tensor, fit_reference, penultimate_features
+
+CATEGORY = "MultiTalk/sampling"
+AUTO_SHIFT = {"480p": 7.0, "720p": 11.0}  # the official command line's shifts
+
+
+def _inputs() -> dict:
+    tip = lambda text: {"tooltip": text}  # noqa: E731
+    return {
+        "required": {
+            "model": ("MULTITALK_MODEL", tip("The DiT from MultiTalk Model Loader.")),
+            "positive": ("CONDITIONING", tip("Prompt embeddings (MultiTalk Text Encode or native CLIP Text Encode).")),
+            "negative": ("CONDITIONING", tip("Negative prompt embeddings.")),
+            "clip_vision_output": ("CLIP_VISION_OUTPUT", tip("CLIP vision features of the reference image.")),
+            "vae": ("VAE", tip("The Wan2.1 VAE (MultiTalk VAE Loader or native Load VAE).")),
+            "image": ("IMAGE", tip("The reference image; fitted to the speaker layout's bucket (resize, centre crop).")),
+            "audio": ("MULTITALK_AUDIO", tip("Per-speaker audio features from MultiTalk Audio Encode.")),
+            "speakers": ("MULTITALK_SPEAKERS", tip("Who is where, from MultiTalk Speakers (same count as tracks).")),
+            "steps": ("INT", {"default": 40, "min": 1, "max": 200, **tip("Sampling steps per window (official: 40).")}),
+            "shift": ("FLOAT", {"default": 0.0, "min": 0.0, "max": 30.0, "step": 0.1, **tip(
+                "Noise schedule shift; 0 = auto (7 for 480p, 11 for 720p, as the official command line).")}),
+            "text_scale": ("FLOAT", {"default": 5.0, "min": 0.0, "max": 20.0, "step": 0.1, **tip(
+                "Text guidance. 1 switches to two-pass audio-only guidance (for distilled LoRAs).")}),
+            "audio_scale": ("FLOAT", {"default": 4.0, "min": 0.0, "max": 20.0, "step": 0.1, **tip(
+                "Audio guidance: higher follows the audio (lips) more strongly.")}),
+            "seed": ("INT", {"default": 0, "min": 0, "max": 2**63 - 1, **tip("Noise seed: same seed, same frames.")}),
+            "sampler": (list(SOLVERS), {"default": "euler", **tip(
+                "euler: the official solver. unipc: second order, similar quality in fewer steps.")}),
+            "mode": (list(MODES), {"default": "multitalk", **tip(
+                "single: one window. multitalk: chain windows on the last generated frames (official). "
+                "infinitetalk: re-anchor every window on the reference image (less drift; InfiniteTalk weights).")}),
+            "window_frames": ("INT", {"default": 81, "min": 5, "max": 201, "step": 4, **tip(
+                "Frames per window, 4n+1 (the models were trained on 81).")}),
+            "motion_frames": ("INT", {"default": 0, "min": 0, "max": 200, **tip(
+                "Frames carried between windows; 0 = the mode's default (multitalk 25, infinitetalk 9).")}),
+            "color_correction": ("FLOAT", {"default": 0.0, "min": 0.0, "max": 1.0, "step": 0.05, **tip(
+                "Pull each window's colours towards the reference image (Lab mean/std), against drift.")}),
+            "max_frames": ("INT", {"default": 0, "min": 0, "max": 100000, **tip(
+                "Cap on the video's frames; 0 = as long as the audio.")}),
+            "routing": (list(ROUTING_MODES), {"default": "lrope", **tip(
+                "How several speakers bind to their tracks. lrope: the paper's L-RoPE (trained for 2). "
+                "masked: per-speaker attention gated by each speaker's region (any count).")}),
+            "apg": ("BOOLEAN", {"default": False, **tip(
+                "Adaptive projected guidance (momentum -0.75, norm threshold 55): fewer artefacts at high scales.")}),
+        },
+        "optional": {
+            "clip_vision": ("CLIP_VISION", tip(
+                "Optional CLIP vision model: in multitalk mode each window's CLIP features then come from its "
+                "last known frame, as the official pipeline does; without it the reference's are reused.")),
+            "batch_guidance": ("BOOLEAN", {"default": True, **tip(
+                "Run the guidance passes as one batch (faster); off uses less VRAM.")}),
+            "stream_to": ("STRING", {"default": "", **tip(
+                "Optional .mp4 path: frames are written there window by window with the soundtrack, so RAM "
+                "stays bounded for long videos; the IMAGE output then holds only the last frame.")}),
+        },
+    }
+
+
+class MultiTalkSampler:
+    DESCRIPTION = ("Generates the talking video: guided flow sampling of the MultiTalk DiT over as many windows "
+                   "as the audio needs, each speaker's lips driven by their own track. Progress shows windows x "
+                   "steps; Cancel stops between steps.")
+    CATEGORY = CATEGORY
+    FUNCTION = "sample"
+    RETURN_TYPES = ("IMAGE", "AUDIO", "FLOAT", "STRING")
+    RETURN_NAMES = ("frames", "audio", "fps", "video_path")
+    OUTPUT_TOOLTIPS = ("The video frames (exactly the audio's length at its fps).",
+                       "The mixed soundtrack trimmed to the frames.", "Frames per second (25).",
+                       "The streamed mp4 when stream_to is set, else empty.")
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return _inputs()
+
+    def sample(self, model, positive, negative, clip_vision_output, vae, image, audio, speakers, steps, shift,
+               text_scale, audio_scale, seed, sampler, mode, window_frames, motion_frames, color_correction,
+               max_frames, routing, apg, clip_vision=None, batch_guidance=True, stream_to=""):
+        settings = SamplerSettings(
+            steps=steps, shift=shift or AUTO_SHIFT.get(speakers.resolution, 7.0), text_scale=text_scale,
+            audio_scale=audio_scale, seed=seed, solver=sampler, apg=apg, mode=mode, window=window_frames,
+            motion_frames=motion_frames or DEFAULT_MOTION_FRAMES[mode], colour_strength=color_correction,
+            max_frames=max_frames, routing=routing, batch_guidance=batch_guidance)
+        inputs = GenerationInputs(
+            positive=conditioning_tensor(positive, "positive"), negative=conditioning_tensor(negative, "negative"),
+            reference=fit_reference(image, speakers), clip_features=penultimate_features(clip_vision_output),
+            audio_features=list(audio.features), masks=speakers.latent_masks())
+        dit = model.to_device()
+        try:
+            return self._run(dit, vae, inputs, settings, audio, clip_vision, stream_to.strip())
+        finally:
+            model.release()
+
+    @staticmethod
+    def _run(dit, vae, inputs, settings, audio, clip_vision, stream_to):
+        hooks = Hooks(check_interrupt=comfy_bridge.check_interrupt, clip_encoder=clip_encoder_for(clip_vision))
+        generator = VideoGenerator(dit, vae, inputs, settings, hooks)
+        hooks.progress = comfy_bridge.Progress(generator.total_units, "MultiTalk sampling").update
+        soundtrack = audio.mixed_between(0, generator.plan.output_frames)
+        sink = StreamSink(stream_to, audio.fps, soundtrack) if stream_to else None
+        if sink is not None:
+            hooks.on_frames = sink.write
+        result = generator.run()
+        for note in result.notes:
+            print(f"[MultiTalk] {note}")
+        if sink is None:
+            return (result.frames, soundtrack, float(audio.fps), "")
+        return (sink.last_frame, soundtrack, float(audio.fps), sink.close())
+
+
+class StreamSink:
+    """Writes frames to an mp4 as windows finish; remembers only the last frame."""
+
+    def __init__(self, path: str, fps: float, soundtrack: dict):
+        from ..models.video_io import Mp4Writer
+
+        self.writer = Mp4Writer(path, fps, soundtrack)
+        self.last_frame = None
+
+    def write(self, frames: torch.Tensor) -> None:
+        self.writer.write(frames)
+        self.last_frame = frames[-1:].clone()
+
+    def close(self) -> str:
+        return self.writer.close()
+
+
+NODE_CLASS_MAPPINGS = {"MultiTalkSampler": MultiTalkSampler}
+NODE_DISPLAY_NAME_MAPPINGS = {"MultiTalkSampler": "MultiTalk Sampler"}
