@@ -21,6 +21,10 @@ from . import comfy_bridge
 CATEGORY = "MultiTalk/audio"
 MAX_AUDIO_INPUTS = max(MAX_SPEAKERS.values())
 _DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+_TIMELINE_TIP = (
+    "parallel: all tracks start at 0. sequential: each track starts when the previous ends "
+    "(turn-taking). offsets: start times from 'offsets'."
+)
 
 
 class MultiTalkWav2VecLoader:
@@ -44,10 +48,18 @@ class MultiTalkWav2VecLoader:
         return {
             "required": {
                 "model": model,
-                "precision": (list(_DTYPES), {"default": "fp32", "tooltip": "Weights dtype. fp32 reproduces the official features exactly; fp16/bf16 halve memory on GPU."}),
+                "precision": (list(_DTYPES), {
+                    "default": "fp32",
+                    "tooltip": "Weights dtype. fp32 reproduces the official features exactly; "
+                    "fp16/bf16 halve memory on GPU.",
+                }),
             },
             "optional": {
-                "attention_heads": ("INT", {"default": 0, "min": 0, "max": 64, "tooltip": "Attention heads; 0 infers hidden/64 (12 for the base model). Only needed for unusual files without a config."}),
+                "attention_heads": ("INT", {
+                    "default": 0, "min": 0, "max": 64,
+                    "tooltip": "Attention heads; 0 infers hidden/64 (12 for the base model). "
+                    "Only needed for unusual files without a config.",
+                }),
             },
         }
 
@@ -57,7 +69,9 @@ class MultiTalkWav2VecLoader:
 
 
 class MultiTalkLoadAudio:
-    DESCRIPTION = "Reads an audio file (wav, flac, ogg, mp3, m4a, or the sound of a video file) from any path into AUDIO."
+    DESCRIPTION = (
+        "Reads an audio file (wav, flac, ogg, mp3, m4a, or the sound of a video file) from any path into AUDIO."
+    )
     CATEGORY = CATEGORY
     FUNCTION = "load"
     RETURN_TYPES = ("AUDIO",)
@@ -76,7 +90,8 @@ class MultiTalkLoadAudio:
 def _audio_inputs() -> dict:
     optional = {}
     for k in range(2, MAX_AUDIO_INPUTS + 1):
-        optional[f"audio_{k}"] = ("AUDIO", {"tooltip": f"Speaker {k}'s voice (optional). Connect tracks in order."})
+        tip = f"Speaker {k}'s voice (optional). Connect tracks in order."
+        optional[f"audio_{k}"] = ("AUDIO", {"tooltip": tip})
     return optional
 
 
@@ -104,33 +119,63 @@ class MultiTalkAudioEncode:
             "required": {
                 "wav2vec": ("MULTITALK_WAV2VEC", {"tooltip": "From MultiTalk wav2vec2 Loader."}),
                 "audio_1": ("AUDIO", {"tooltip": "Speaker 1's voice."}),
-                "timeline_mode": (list(TIMELINE_MODES), {"default": "parallel", "tooltip": "parallel: all tracks start at 0. sequential: each track starts when the previous ends (turn-taking). offsets: start times from 'offsets'."}),
-                "normalize_loudness": ("BOOLEAN", {"default": True, "tooltip": "Normalise each track to -23 LUFS as the official pipeline does (silent tracks are left alone)."}),
-                "fps": ("FLOAT", {"default": 25.0, "min": 1.0, "max": 120.0, "step": 0.5, "tooltip": "Video frame rate; the released models were trained at 25."}),
-                "routing_mode": (list(ROUTING_MODES), {"default": ROUTING_MODES[0], "tooltip": "Speaker routing you will sample with; only used here to check the number of tracks."}),
+                "timeline_mode": (list(TIMELINE_MODES), {"default": "parallel", "tooltip": _TIMELINE_TIP}),
+                "normalize_loudness": ("BOOLEAN", {
+                    "default": True,
+                    "tooltip": "Normalise each track to -23 LUFS as the official pipeline does "
+                    "(silent tracks are left alone).",
+                }),
+                "fps": ("FLOAT", {
+                    "default": 25.0, "min": 1.0, "max": 120.0, "step": 0.5,
+                    "tooltip": "Video frame rate; the released models were trained at 25.",
+                }),
+                "routing_mode": (list(ROUTING_MODES), {
+                    "default": ROUTING_MODES[0],
+                    "tooltip": "Speaker routing you will sample with; only used here to check the number of tracks.",
+                }),
             },
             "optional": {
                 **_audio_inputs(),
-                "offsets": ("STRING", {"default": "", "tooltip": "offsets mode: start second of each track, e.g. '0, 3.5, 7'."}),
-                "trim_starts": ("STRING", {"default": "", "tooltip": "Seconds cut from the start of each track, e.g. '0.5, 0' (missing = 0)."}),
-                "trim_ends": ("STRING", {"default": "", "tooltip": "Second at which each track stops, e.g. '12, 0' (0 or missing = to its end)."}),
-                "num_frames": ("INT", {"default": 0, "min": 0, "max": 100000, "tooltip": "Force this many video frames (silence pads, or the audio is cut); 0 = as long as the audio."}),
-                "listeners": ("INT", {"default": 0, "min": 0, "max": MAX_AUDIO_INPUTS - 1, "tooltip": "Extra silent speakers after the tracks (people in the picture who only listen)."}),
+                "offsets": ("STRING", {
+                    "default": "", "tooltip": "offsets mode: start second of each track, e.g. '0, 3.5, 7'.",
+                }),
+                "trim_starts": ("STRING", {
+                    "default": "", "tooltip": "Seconds cut from the start of each track, e.g. '0.5, 0' (missing = 0).",
+                }),
+                "trim_ends": ("STRING", {
+                    "default": "",
+                    "tooltip": "Second at which each track stops, e.g. '12, 0' (0 or missing = to its end).",
+                }),
+                "num_frames": ("INT", {
+                    "default": 0, "min": 0, "max": 100000,
+                    "tooltip": "Force this many video frames (silence pads, or the audio is cut); "
+                    "0 = as long as the audio.",
+                }),
+                "listeners": ("INT", {
+                    "default": 0, "min": 0, "max": MAX_AUDIO_INPUTS - 1,
+                    "tooltip": "Extra silent speakers after the tracks (people in the picture who only listen).",
+                }),
             },
         }
 
-    def encode(self, wav2vec, audio_1, timeline_mode, normalize_loudness, fps, routing_mode,
-               offsets="", trim_starts="", trim_ends="", num_frames=0, listeners=0, **more_audio):
+    def encode(
+        self, wav2vec, audio_1, timeline_mode, normalize_loudness, fps, routing_mode,
+        offsets="", trim_starts="", trim_ends="", num_frames=0, listeners=0, **more_audio,
+    ):
         inputs = _ordered_tracks(audio_1, more_audio)
         count = len(inputs)
         starts = parse_seconds_list(trim_starts, count, "trim_starts", require_all=False)
         ends = parse_seconds_list(trim_ends, count, "trim_ends", require_all=False)
-        offsets_s = parse_seconds_list(offsets, count, "offsets", require_all=True) if timeline_mode == "offsets" else None
+        offsets_s = None
+        if timeline_mode == "offsets":
+            offsets_s = parse_seconds_list(offsets, count, "offsets", require_all=True)
         tracks = []
         for k, audio in enumerate(inputs, start=1):
             samples, rate = audio_dict_to_numpy(audio, k)
             tracks.append(prepare_track(samples, rate, k, normalize_loudness, starts[k - 1], ends[k - 1] or None))
-        result = _encode_on_device(wav2vec, tracks, timeline_mode, fps, offsets_s, num_frames or None, routing_mode, listeners)
+        result = _encode_on_device(
+            wav2vec, tracks, timeline_mode, fps, offsets_s, num_frames or None, routing_mode, listeners
+        )
         picture = draw_timeline(result.activity, result.fps, [t.numpy() for t in result.tracks])
         return (result, result.mixed, result.num_frames, picture)
 
@@ -138,15 +183,21 @@ class MultiTalkAudioEncode:
 def _ordered_tracks(audio_1, more_audio: dict) -> list:
     """audio_1, audio_2, ... in order; a gap (audio_3 without audio_2) is an error."""
     tracks = [audio_1]
-    present = sorted(int(name.split("_")[1]) for name, value in more_audio.items() if name.startswith("audio_") and value is not None)
+    present = sorted(
+        int(name.split("_")[1]) for name, value in more_audio.items() if name.startswith("audio_") and value is not None
+    )
     for expected, k in enumerate(present, start=2):
         if k != expected:
-            raise AudioInputError(f"audio_{k} is connected but audio_{expected} is not: connect speaker tracks in order from audio_1.")
+            raise AudioInputError(
+                f"audio_{k} is connected but audio_{expected} is not: connect speaker tracks in order from audio_1."
+            )
         tracks.append(more_audio[f"audio_{k}"])
     return tracks
 
 
-def _encode_on_device(wav2vec, tracks, timeline_mode, fps, offsets_s, num_frames, routing_mode, listeners) -> SpeakerAudio:
+def _encode_on_device(
+    wav2vec, tracks, timeline_mode, fps, offsets_s, num_frames, routing_mode, listeners
+) -> SpeakerAudio:
     progress = comfy_bridge.Progress(len(tracks) + listeners, "MultiTalk audio")
 
     def on_track_done(index: int) -> None:

@@ -58,7 +58,8 @@ def test_golden_hf_folder_old_key_style(golden_dir, tmp_path):
     state = load_file(str(golden_dir / "wav2vec_tiny_weights.safetensors"))
     old = {}
     for key, value in state.items():
-        key = key.replace("parametrizations.weight.original0", "weight_g").replace("parametrizations.weight.original1", "weight_v")
+        key = key.replace("parametrizations.weight.original0", "weight_g")
+        key = key.replace("parametrizations.weight.original1", "weight_v")
         old["wav2vec2." + key] = value
     old["quantizer.codevectors"] = torch.zeros(1, 4, 8)
     old["wav2vec2.masked_spec_embed"] = torch.zeros(32)
@@ -76,7 +77,8 @@ def test_golden_hf_folder_old_key_style(golden_dir, tmp_path):
 def test_sdpa_equals_eager_and_chunked_equals_whole():
     model = _tiny_model()
     rng = np.random.default_rng(0)
-    speech = rng.standard_normal(16000 * 3 + 77).astype(np.float32) * np.sin(np.linspace(0, 40, 16000 * 3 + 77)).astype(np.float32)
+    n = 16000 * 3 + 77
+    speech = (rng.standard_normal(n) * np.sin(np.linspace(0, 40, n))).astype(np.float32)
     sdpa = _encoder_of(model)
     official = encode_track(sdpa, speech, 75, chunk_frames=None)
     model.set_attn_implementation("eager")
@@ -118,7 +120,8 @@ def test_single_file_fp16_folded_weight_norm(tmp_path):
     state = {k: v.half() for k, v in model.state_dict().items()}
     g = state.pop("encoder.pos_conv_embed.conv.parametrizations.weight.original0")
     v = state.pop("encoder.pos_conv_embed.conv.parametrizations.weight.original1")
-    state["encoder.pos_conv_embed.conv.weight"] = (v.float() * g.float() / v.float().norm(dim=(0, 1), keepdim=True)).half()
+    folded = v.float() * g.float() / v.float().norm(dim=(0, 1), keepdim=True)  # what weight norm computes
+    state["encoder.pos_conv_embed.conv.weight"] = folded.half()
     path = tmp_path / "w2v_fp16.safetensors"
     save_file(state, str(path))
     encoder = load_wav2vec(str(path))

@@ -59,7 +59,9 @@ def to_mono_16k(samples: np.ndarray, sample_rate: int, track: int) -> np.ndarray
     if samples.shape[-1] == 0 or samples.shape[0] == 0:
         raise AudioInputError(f"Audio track {track} is empty (0 samples): give a clip with sound in it.")
     if not np.isfinite(samples).all():
-        raise AudioInputError(f"Audio track {track} contains NaN or infinite samples: the file or node upstream is broken.")
+        raise AudioInputError(
+            f"Audio track {track} contains NaN or infinite samples: the file or node upstream is broken."
+        )
     mono = samples.mean(axis=0)  # [T]
     if sample_rate != SAMPLE_RATE:
         if sample_rate < SAMPLE_RATE:
@@ -71,7 +73,9 @@ def to_mono_16k(samples: np.ndarray, sample_rate: int, track: int) -> np.ndarray
 
         mono = librosa.resample(mono, orig_sr=sample_rate, target_sr=SAMPLE_RATE, res_type="soxr_hq")
     if mono.shape[0] == 0:
-        raise AudioInputError(f"Audio track {track} is too short to resample ({samples.shape[-1]} samples at {sample_rate} Hz).")
+        raise AudioInputError(
+            f"Audio track {track} is too short to resample ({samples.shape[-1]} samples at {sample_rate} Hz)."
+        )
     return np.ascontiguousarray(mono, dtype=np.float32)
 
 
@@ -79,7 +83,9 @@ def trim_track(samples: np.ndarray, start_s: float, end_s: Optional[float], trac
     """Keep [start_s, end_s) seconds of a 16 kHz track; end_s None or 0 means to the end."""
     duration = samples.shape[0] / SAMPLE_RATE
     if start_s < 0 or (end_s is not None and end_s < 0):
-        raise AudioInputError(f"Audio track {track}: trim times must be >= 0 seconds (got start {start_s}, end {end_s}).")
+        raise AudioInputError(
+            f"Audio track {track}: trim times must be >= 0 seconds (got start {start_s}, end {end_s})."
+        )
     end = duration if not end_s else min(end_s, duration)
     if start_s >= end:
         raise AudioInputError(

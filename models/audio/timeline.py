@@ -49,12 +49,16 @@ def parse_seconds_list(text: str, count: int, what: str, require_all: bool) -> l
         try:
             value = float(part)
         except ValueError:
-            raise AudioInputError(f"{what}: '{part}' (track {index}) is not a number of seconds; write e.g. '0, 2.5'.") from None
+            raise AudioInputError(
+                f"{what}: '{part}' (track {index}) is not a number of seconds; write e.g. '0, 2.5'."
+            ) from None
         if not math.isfinite(value) or value < 0:
             raise AudioInputError(f"{what}: track {index} has {part} seconds; use a value >= 0.")
         values.append(value)
     if len(values) > count:
-        raise AudioInputError(f"{what}: {len(values)} values ('{text}') for {count} audio tracks; give at most one per track.")
+        raise AudioInputError(
+            f"{what}: {len(values)} values ('{text}') for {count} audio tracks; give at most one per track."
+        )
     if require_all and len(values) < count:
         raise AudioInputError(
             f"{what}: {len(values)} values ('{text}') for {count} audio tracks; give one start time per track, e.g. "

@@ -73,7 +73,8 @@ def draw_timeline(
                 h = int(amp * half)
                 if h > 0:
                     cv2.line(img, (LABEL_WIDTH + x, mid - h), (LABEL_WIDTH + x, mid + h), colour, 1)
-        cv2.putText(img, f"S{s + 1}", (8, (top + bottom) // 2 + 6), cv2.FONT_HERSHEY_SIMPLEX, 0.6, colour, 2, cv2.LINE_AA)
+        label_y = (top + bottom) // 2 + 6
+        cv2.putText(img, f"S{s + 1}", (8, label_y), cv2.FONT_HERSHEY_SIMPLEX, 0.6, colour, 2, cv2.LINE_AA)
     _draw_axis(img, frames / fps, speakers * ROW_HEIGHT, plot_w)
     return torch.from_numpy(img.astype(np.float32) / 255.0)[None]
 

@@ -92,16 +92,17 @@ def _cnn_chunk(layers, x: torch.Tensor, stats: Optional[tuple[torch.Tensor, torc
 def cnn_features(model, speech: torch.Tensor, chunk_frames: Optional[int] = CNN_CHUNK_FRAMES) -> torch.Tensor:
     """CNN feature encoder output [1, C, frames] for speech [1, samples].
 
-    `chunk_frames` None runs the whole clip at once (the official path, for comparison)."""
-    extractor = model.feature_extractor
-    if chunk_frames is None:
-        return extractor(speech)
-    config = model.config
+    `chunk_frames` None runs the whole clip at once (the official path, for comparison);
+    clips of at most `chunk_frames` frames take that path too."""
+    extractor, config = model.feature_extractor, model.config
     field, stride = receptive_field(config)
     total = cnn_frame_count(speech.shape[-1], config)
+    if chunk_frames is None or total <= chunk_frames:  # one chunk: the library's own path
+        return extractor(speech)
     stats = None
     if config.feat_extract_norm == "group":
-        stats = _first_layer_stats(extractor.conv_layers[0], speech[:, None], chunk_frames * stride // config.conv_stride[0])
+        first_layer_chunk = chunk_frames * stride // config.conv_stride[0]
+        stats = _first_layer_stats(extractor.conv_layers[0], speech[:, None], first_layer_chunk)
     pieces = []
     for a in range(0, total, chunk_frames):
         b = min(a + chunk_frames, total)

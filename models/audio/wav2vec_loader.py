@@ -67,7 +67,9 @@ def load_wav2vec(
         if sibling_config is not None and sibling_config.get("model_type") == "wav2vec2":
             config_dict, do_normalize = sibling_config, sibling_normalize
     else:
-        raise CheckpointError(f"wav2vec2 path '{path}' does not exist: give a Hugging Face folder or a .safetensors file.")
+        raise CheckpointError(
+            f"wav2vec2 path '{path}' does not exist: give a Hugging Face folder or a .safetensors file."
+        )
     state = normalize_state_dict(_read_weights(weights_path), weights_path)
     config = _build_config(config_dict or infer_config(state, weights_path), num_attention_heads, attn_implementation)
     model = _instantiate(config, state, weights_path)
@@ -108,7 +110,9 @@ def _read_weights(path: str) -> dict[str, torch.Tensor]:
             return load_file(path, device="cpu")
         loaded = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:
-        raise CheckpointError(f"Cannot read weights file '{path}': {exc}. It may be truncated or not a checkpoint.") from None
+        raise CheckpointError(
+            f"Cannot read weights file '{path}': {exc}. It may be truncated or not a checkpoint."
+        ) from None
     if isinstance(loaded, dict) and isinstance(loaded.get("state_dict"), dict):
         loaded = loaded["state_dict"]
     if not isinstance(loaded, dict):
@@ -138,7 +142,8 @@ def normalize_state_dict(state: dict[str, torch.Tensor], source: str) -> dict[st
     if _POS_CONV + "weight" in out:  # weight norm folded into a plain weight: split it back exactly
         weight = out.pop(_POS_CONV + "weight")  # [H, H/groups, K]
         out[_POS_CONV + "parametrizations.weight.original1"] = weight
-        out[_POS_CONV + "parametrizations.weight.original0"] = weight.float().norm(dim=(0, 1), keepdim=True).to(weight.dtype)
+        g = weight.float().norm(dim=(0, 1), keepdim=True)  # [1, 1, K]
+        out[_POS_CONV + "parametrizations.weight.original0"] = g.to(weight.dtype)
     return out
 
 
