@@ -41,3 +41,25 @@ def samples_dir(shared_dir: Path) -> Path:
 def _seed():
     torch.manual_seed(0)
     yield
+
+
+@pytest.fixture(scope="session")
+def tiny_dit():
+    """A 2-layer width-32 MultiTalk DiT with seeded random weights (fp32, CPU)."""
+    from comfyui_multitalk.models import load_dit
+    from comfyui_multitalk.models.dit.tiny import random_dit_state_dict, tiny_dit_config
+
+    return load_dit(random_dit_state_dict(tiny_dit_config(), seed=11), num_heads=2, text_len=16)
+
+
+@pytest.fixture(scope="session")
+def tiny_vae(tmp_path_factory):
+    """A base-width-8 Wan VAE with seeded random weights, loaded from a file like a real one."""
+    from safetensors.torch import save_file
+
+    from comfyui_multitalk.models.encoders.tiny import tiny_vae_state
+    from comfyui_multitalk.models.encoders.vae_loader import load_vae
+
+    path = tmp_path_factory.mktemp("vae") / "tiny_wan_vae.safetensors"
+    save_file(tiny_vae_state(seed=3), str(path))
+    return load_vae(str(path))
