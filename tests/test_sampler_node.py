@@ -1,0 +1,92 @@
+"""MultiTalk Sampler node end to end on tiny weights: audio node -> speakers node -> sampler,
+in memory and streamed to an mp4; inputs of the wrong shape are rejected before sampling."""
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+import torch
+
+from comfyui_multitalk.models import load_dit
+from comfyui_multitalk.models.dit.tiny import random_dit_state_dict, tiny_dit_config
+from comfyui_multitalk.models.errors import GenerationInputError
+from comfyui_multitalk.models.video_io import read_video_frames
+from comfyui_multitalk.nodes.audio_nodes import MultiTalkAudioEncode, MultiTalkWav2VecLoader
+from comfyui_multitalk.nodes.model_nodes import MultiTalkModel
+from comfyui_multitalk.nodes.sampler_nodes import MultiTalkSampler
+from comfyui_multitalk.nodes.speaker_nodes import MultiTalkSpeakers
+
+SETTINGS = dict(steps=2, shift=0.0, text_scale=5.0, audio_scale=4.0, seed=1, sampler="euler", mode="multitalk",
+                window_frames=17, motion_frames=5, color_correction=0.0, max_frames=0, routing="lrope", apg=False)
+
+
+@pytest.fixture(scope="module")
+def wav2vec(tmp_path_factory):
+    from transformers import Wav2Vec2Config, Wav2Vec2Model
+
+    torch.manual_seed(0)
+    config = Wav2Vec2Config(hidden_size=16, num_hidden_layers=2, num_attention_heads=2, intermediate_size=32,
+                            conv_dim=[16] * 7, conv_bias=False, feat_extract_norm="group", do_stable_layer_norm=False,
+                            num_conv_pos_embeddings=16, num_conv_pos_embedding_groups=2)
+    folder = tmp_path_factory.mktemp("wav2vec")
+    Wav2Vec2Model(config).save_pretrained(str(folder))
+    return MultiTalkWav2VecLoader().load(str(folder))[0]
+
+
+@pytest.fixture(scope="module")
+def model():
+    config = dataclasses.replace(tiny_dit_config(), audio_feature_dim=2 * 16)  # tiny wav2vec: 2 layers x 16
+    dit = load_dit(random_dit_state_dict(config, seed=4), num_heads=2, text_len=16)
+    return MultiTalkModel(dit, torch.device("cpu"), offload=True, name="tiny")
+
+
+def speech(seconds: float, pitch: float) -> dict:
+    t = torch.arange(int(seconds * 16000)) / 16000
+    wave = 0.3 * torch.sin(2 * torch.pi * pitch * t) * (0.6 + 0.4 * torch.sin(2 * torch.pi * 3 * t))
+    return {"waveform": wave[None, None], "sample_rate": 16000}
+
+
+def graph(wav2vec, speakers: int, seconds: float = 0.3):
+    tracks = {f"audio_{k + 1}": speech(seconds, 150 + 60 * k) for k in range(speakers)}
+    audio, _, frames, _ = MultiTalkAudioEncode().encode(wav2vec, timeline_mode="sequential", normalize_loudness=True,
+                                                        fps=25, routing_mode="lrope", **tracks)
+    image = torch.rand(1, 100, 150, 3, generator=torch.Generator().manual_seed(2))
+    layout = MultiTalkSpeakers().place(image, num_speakers=speakers, resolution="120p", boxes="", audio=audio)
+    g = torch.Generator().manual_seed(3)
+    conditioning = lambda n: [[torch.randn(1, n, 16, generator=g), {}]]  # noqa: E731
+    clip = type("ClipOut", (), {"penultimate_hidden_states": torch.randn(1, 257, 1280, generator=g)})()
+    return dict(positive=conditioning(6), negative=conditioning(4), clip_vision_output=clip, image=image,
+                audio=audio, speakers=layout["result"][0]), frames
+
+
+def test_two_speakers_in_memory(model, tiny_vae, wav2vec):
+    inputs, frames = graph(wav2vec, speakers=2)
+    video, audio, fps, path = MultiTalkSampler().sample(model, vae=tiny_vae, **inputs, **SETTINGS)
+    height, width = inputs["speakers"].height, inputs["speakers"].width
+    assert frames == 15 and video.shape == (15, height, width, 3) and fps == 25.0 and path == ""
+    assert audio["waveform"].shape[-1] == 15 * 16000 // 25
+    assert 0 <= video.min() and video.max() <= 1
+
+
+def test_streamed_to_mp4_with_soundtrack(model, tiny_vae, wav2vec, tmp_path):
+    inputs, frames = graph(wav2vec, speakers=1, seconds=0.5)
+    out = tmp_path / "talk.mp4"
+    video, audio, fps, path = MultiTalkSampler().sample(model, vae=tiny_vae, **inputs, **SETTINGS, stream_to=str(out))
+    count, video_fps, audio_seconds = read_video_frames(path)
+    assert path == str(out) and count == frames == 12 and video_fps == 25.0  # one window, trimmed to the audio
+    assert audio_seconds == pytest.approx(frames / 25, abs=0.1)
+    assert video.shape[0] == 1  # only the last frame stays in memory
+
+
+def test_speaker_count_mismatch_is_caught_first(model, tiny_vae, wav2vec):
+    inputs, _ = graph(wav2vec, speakers=2)
+    one_speaker, _ = graph(wav2vec, speakers=1)
+    inputs["speakers"] = one_speaker["speakers"]
+    with pytest.raises(GenerationInputError, match="2 audio tracks but the speaker layout has 1"):
+        MultiTalkSampler().sample(model, vae=tiny_vae, **inputs, **SETTINGS)
+
+
+def test_window_not_4n_plus_1(model, tiny_vae, wav2vec):
+    inputs, _ = graph(wav2vec, speakers=1)
+    with pytest.raises(GenerationInputError, match="Window length 10 frames is not 4n\\+1"):
+        MultiTalkSampler().sample(model, vae=tiny_vae, **inputs, **{**SETTINGS, "window_frames": 10})
