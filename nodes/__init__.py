@@ -10,6 +10,7 @@ _NODE_MODULES = (
     "speaker_nodes",
     "encoder_nodes",
     "sampler_nodes",
+    "training_nodes",
 )
 
 

@@ -168,3 +168,18 @@ def model_file_input(folder: str, what: str, optional_none: bool = False) -> tup
                 {"tooltip": f"{what} from ComfyUI's models/{folder} folder."})
     return ("STRING", {"default": "", "tooltip": f"{what}: a file in models/{folder} or a full path"
                        + (" (empty: none)." if optional_none else ".")})
+
+
+def model_output_path(folder: str, name: str, extension: str = ".safetensors") -> str:
+    """Where a node writes a model file. Absolute paths are used as given; a relative name goes
+    into ComfyUI's first models/<folder> directory (so loaders list the file), or is taken
+    relative to the working directory outside ComfyUI."""
+    name = os.path.expanduser(str(name).strip())
+    if not name:
+        raise CheckpointError(f"No output name given: type a file name for models/{folder} or a full path.")
+    if not name.endswith(extension):
+        name += extension
+    folder_paths = _comfy_module("folder_paths")
+    if os.path.isabs(name) or folder_paths is None:
+        return os.path.abspath(name)
+    return os.path.join(folder_paths.get_folder_paths(folder)[0], name)

@@ -1,0 +1,145 @@
+"""Which weights train, and how the model is prepared for training without being changed.
+
+Trainable: `audio_proj.*`, `blocks.*.norm_x.*`, `blocks.*.audio_cross_attn.*` (the released
+audio files' keys). While training they are fp32 copies (master weights; fp8 layers become
+plain linears); on exit the model gets its own modules back, so a model shared with other
+nodes is left as it was. Inference tensors (ComfyUI loads weights under inference mode) cannot
+take part in autograd, so the frozen ones are replaced by equal normal tensors.
+"""
+from __future__ import annotations
+
+import copy
+from contextlib import contextmanager
+from typing import Iterator, Mapping
+
+import torch
+from torch import nn
+from torch.utils.checkpoint import checkpoint
+
+from ..dit.audio_attention import AudioCrossAttention
+from ..dit.checkpoint import is_audio_key
+from ..dit.fp8 import Fp8Linear
+from ..errors import CheckpointError
+
+
+def _slots(model: nn.Module) -> list[tuple[nn.Module, str]]:
+    """(owner, attribute) of every trainable module."""
+    if not hasattr(model, "audio_proj"):
+        raise CheckpointError("The model has no audio layers to train: load it with require_audio=False "
+                              "(fresh layers) or together with a MultiTalk audio file.")
+    slots = [(model, "audio_proj")]
+    for block in model.blocks:
+        slots += [(block, "audio_cross_attn"), (block, "norm_x")]
+    return slots
+
+
+def _dense(layer: Fp8Linear) -> nn.Linear:
+    dense = nn.Linear(layer.in_features, layer.out_features, bias=layer.bias is not None)
+    dense.weight = nn.Parameter(layer.dequantized_weight(torch.float32))
+    if layer.bias is not None:
+        dense.bias = nn.Parameter(layer.bias.detach().float().clone())
+    return dense
+
+
+def _trainable_copy(module: nn.Module, device: torch.device) -> nn.Module:
+    module = copy.deepcopy(module)  # deep copies of inference tensors are normal tensors
+    if isinstance(module, Fp8Linear):
+        module = _dense(module)
+    for parent in list(module.modules()):
+        for name, child in list(parent.named_children()):
+            if isinstance(child, Fp8Linear):
+                setattr(parent, name, _dense(child))
+    return module.to(device=device, dtype=torch.float32).requires_grad_(True)
+
+
+def _release_inference_tensors(model: nn.Module) -> None:
+    """Swap inference-mode parameters and buffers for equal normal tensors (values unchanged)."""
+    for module in model.modules():
+        for name, param in list(module._parameters.items()):
+            if param is not None and param.is_inference():
+                module._parameters[name] = nn.Parameter(param.detach().clone(), requires_grad=False)
+        for name, buffer in list(module._buffers.items()):
+            if buffer is not None and buffer.is_inference():
+                module._buffers[name] = buffer.clone()
+
+
+def fresh_initialise(modules: list[nn.Module]) -> None:
+    """New audio layers: Xavier weights, zero biases, unit norms, and a zero output projection in
+    every block so training starts from the backbone's own prediction."""
+    for module in modules:
+        for sub in module.modules():
+            if isinstance(sub, nn.Linear):
+                nn.init.xavier_uniform_(sub.weight)
+                nn.init.zeros_(sub.bias)
+            elif isinstance(sub, nn.LayerNorm) and sub.weight is not None:
+                nn.init.ones_(sub.weight)
+                nn.init.zeros_(sub.bias)
+        if isinstance(module, AudioCrossAttention):
+            nn.init.zeros_(module.proj.weight)
+
+
+class TrainableAdapter:
+    """Context manager: fp32 trainable audio layers in, backbone frozen; originals back on exit.
+
+    fresh: start from newly initialised audio layers instead of the model's own."""
+
+    def __init__(self, model: nn.Module, fresh: bool = False):
+        self.model, self.fresh = model, fresh
+        self._originals: list[tuple[nn.Module, str, nn.Module]] = []
+
+    def __enter__(self) -> "TrainableAdapter":
+        device = self.model.patch_embedding.weight.device
+        with torch.inference_mode(False):
+            for owner, name in _slots(self.model):
+                original = getattr(owner, name)
+                self._originals.append((owner, name, original))
+                setattr(owner, name, _trainable_copy(original, device))
+            _release_inference_tensors(self.model)
+            if self.fresh:
+                with torch.no_grad():
+                    fresh_initialise([getattr(owner, name) for owner, name, _ in self._originals])
+        self.model.requires_grad_(False)
+        for owner, name, _ in self._originals:
+            getattr(owner, name).requires_grad_(True)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for owner, name, original in reversed(self._originals):
+            setattr(owner, name, original)
+        self._originals.clear()
+
+    def named_parameters(self) -> list[tuple[str, nn.Parameter]]:
+        """Trainable parameters in the released key names, in a fixed order."""
+        return [(k, p) for k, p in self.model.named_parameters() if p.requires_grad and is_audio_key(k)]
+
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        """fp32 CPU copies of every trainable tensor (exactly the released audio keys)."""
+        return {k: v.detach().float().cpu().clone() for k, v in self.model.state_dict().items() if is_audio_key(k)}
+
+    def load_state_dict(self, state: Mapping[str, torch.Tensor]) -> None:
+        own = dict(self.named_parameters())
+        if set(own) != set(state) or any(own[k].shape != state[k].shape for k in own):
+            raise CheckpointError("The resume state does not fit this model's audio layers (other sizes or keys): "
+                                  "start a new run (turn resume off or choose another output name).")
+        with torch.no_grad():
+            for key, param in own.items():
+                param.copy_(state[key])
+
+
+@contextmanager
+def checkpointed_blocks(model: nn.Module, enabled: bool) -> Iterator[None]:
+    """Recompute each block's activations in the backward pass instead of keeping them."""
+    if not enabled:
+        yield
+        return
+
+    def wrap(forward):
+        return lambda x, e, ctx: checkpoint(forward, x, e, ctx, use_reentrant=False)
+
+    for block in model.blocks:
+        block.forward = wrap(block.forward)
+    try:
+        yield
+    finally:
+        for block in model.blocks:
+            del block.forward  # back to the class's forward

@@ -1,0 +1,59 @@
+"""Writing the trained adapter (released key layout) and the resume state.
+
+The adapter file holds exactly the audio keys of multitalk.safetensors, so this pack's
+loader, the official code and native ComfyUI load it as an audio file. The resume state
+holds what an exact continuation needs: fp32 weights, optimizer moments, step, generator
+state and the losses so far. Files are written to a temporary name and renamed, so an
+interrupted save never leaves a half-written file under the real name.
+"""
+from __future__ import annotations
+
+import os
+from typing import Any, Mapping, Optional
+
+import torch
+
+from ..errors import CheckpointError
+
+SAVE_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}
+RESUME_SUFFIX = ".resume.pt"
+
+
+def adapter_paths(output: str) -> tuple[str, str]:
+    """(adapter .safetensors, resume state) for an output path with or without the extension."""
+    stem = output[: -len(".safetensors")] if output.endswith(".safetensors") else output
+    return stem + ".safetensors", stem + RESUME_SUFFIX
+
+
+def step_path(adapter: str, step: int) -> str:
+    return adapter[: -len(".safetensors")] + f"_step{step:06d}.safetensors"
+
+
+def _replace(tmp: str, path: str) -> str:
+    os.replace(tmp, path)
+    return path
+
+
+def save_adapter(path: str, state: Mapping[str, torch.Tensor], dtype: str = "bf16",
+                 metadata: Optional[Mapping[str, Any]] = None) -> str:
+    from safetensors.torch import save_file
+
+    if dtype not in SAVE_DTYPES:
+        raise CheckpointError(f"Unknown save dtype '{dtype}': choose one of {', '.join(SAVE_DTYPES)}.")
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    tensors = {k: v.detach().to("cpu", SAVE_DTYPES[dtype]).contiguous() for k, v in state.items()}
+    save_file(tensors, path + ".tmp", metadata={k: str(v) for k, v in (metadata or {}).items()})
+    return _replace(path + ".tmp", path)
+
+
+def save_resume_state(path: str, state: Mapping[str, Any]) -> str:
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    torch.save(dict(state), path + ".tmp")
+    return _replace(path + ".tmp", path)
+
+
+def load_resume_state(path: str) -> dict:
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise CheckpointError(f"Cannot read the resume state '{path}' ({exc}): delete it to start afresh.") from None
