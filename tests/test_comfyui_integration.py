@@ -1,0 +1,232 @@
+"""The pack inside a real ComfyUI: node registration, model folders, and a tiny run over /prompt.
+
+Skipped unless COMFYUI_DIR points to a ComfyUI checkout (COMFYUI_PYTHON: the python of its
+environment, default: this one). The test starts `main.py --cpu` on a free port with every
+folder in a temp dir: the pack is linked into a custom_nodes folder under another name (the
+pack must use relative imports only) and the tiny models are found through an
+extra_model_paths file. See docs/headless.md.
+"""
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import requests
+
+pytestmark = [pytest.mark.comfyui, pytest.mark.slow]
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+COMFYUI_DIR = os.environ.get("COMFYUI_DIR", "")
+PACK_FOLDER = "multitalk_pack_under_test"  # any name: ComfyUI imports the folder under it
+SECONDS, FPS = 1.0, 25  # 1 s of audio -> 25 frames
+MODEL_FOLDERS = ("diffusion_models", "model_patches", "text_encoders", "clip_vision", "vae", "audio_encoders")
+
+
+def comfy_python() -> str:
+    return os.environ.get("COMFYUI_PYTHON") or sys.executable
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def write_extra_paths(root: Path) -> Path:
+    lines = ["multitalk_test:", f"    base_path: {root}", "    custom_nodes: custom_nodes"]
+    lines += [f"    {folder}: models/{folder}" for folder in MODEL_FOLDERS]
+    path = root / "extra_model_paths.yaml"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def server_command(root: Path, port: int) -> list[str]:
+    """main.py on CPU with temp folders; optional flags only where this ComfyUI has them."""
+    command = [comfy_python(), "main.py", "--cpu", "--listen", "127.0.0.1", "--port", str(port),
+               "--extra-model-paths-config", str(write_extra_paths(root))]
+    help_text = subprocess.run([comfy_python(), "main.py", "--help"], cwd=COMFYUI_DIR, capture_output=True,
+                               text=True, timeout=120).stdout
+    for flag, value in (("--input-directory", root / "input"), ("--output-directory", root / "output"),
+                        ("--temp-directory", root / "temp"), ("--user-directory", root / "user"),
+                        ("--database-url", "sqlite:///:memory:")):
+        if flag in help_text:
+            if isinstance(value, Path):
+                value.mkdir(exist_ok=True)
+            command += [flag, str(value)]
+    return command
+
+
+@pytest.fixture(scope="module")
+def comfyui(tmp_path_factory):
+    """A running ComfyUI with the pack and the tiny models: (url, log path, model file names)."""
+    if not COMFYUI_DIR:
+        pytest.skip("set COMFYUI_DIR to a ComfyUI checkout to run the real-ComfyUI test")
+    if not (Path(COMFYUI_DIR) / "main.py").is_file():
+        pytest.skip(f"COMFYUI_DIR={COMFYUI_DIR} has no main.py")
+    root = tmp_path_factory.mktemp("comfyui")
+    (root / "custom_nodes").mkdir()
+    (root / "custom_nodes" / PACK_FOLDER).symlink_to(REPO_ROOT, target_is_directory=True)
+    writer = subprocess.run([sys.executable, str(REPO_ROOT / "tests" / "comfyui_tiny_models.py"), str(root / "models")],
+                            capture_output=True, text=True, timeout=300)
+    assert writer.returncode == 0, writer.stderr
+    models = json.loads(writer.stdout)
+    port, log_path = free_port(), root / "server.log"
+    with open(log_path, "w") as log:
+        process = subprocess.Popen(server_command(root, port), cwd=COMFYUI_DIR, stdout=log, stderr=subprocess.STDOUT,
+                                   env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_until_up(url, process, log_path, timeout_s=300)
+        yield url, log_path, models
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
+def wait_until_up(url: str, process: subprocess.Popen, log_path: Path, timeout_s: float) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            pytest.fail(f"ComfyUI exited with {process.returncode}:\n{log_path.read_text()[-4000:]}")
+        try:
+            if requests.get(url + "/system_stats", timeout=2).status_code == 200:
+                return
+        except requests.RequestException:
+            pass
+        time.sleep(1)
+    pytest.fail(f"ComfyUI did not answer within {timeout_s} s:\n{log_path.read_text()[-4000:]}")
+
+
+def test_every_pack_node_is_registered_without_import_errors(comfyui):
+    from comfyui_multitalk.nodes import NODE_CLASS_MAPPINGS
+
+    url, log_path, models = comfyui
+    info = requests.get(url + "/object_info", timeout=60).json()
+    missing = sorted(set(NODE_CLASS_MAPPINGS) - set(info))
+    log = log_path.read_text()
+    assert not missing, f"not in /object_info: {missing}\n{log[-4000:]}"
+    failures = [line for line in log.splitlines() if PACK_FOLDER in line and ("IMPORT FAILED" in line or "Cannot import" in line)]
+    assert not failures, "\n".join(failures)
+    for node in NODE_CLASS_MAPPINGS:
+        assert info[node]["category"].startswith("MultiTalk/"), node
+    # The loaders list the files ComfyUI found in their model folders.
+    choices = lambda node, name: info[node]["input"]["required"][name][0]  # noqa: E731
+    assert models["dit"] in choices("MultiTalkModelLoader", "model")
+    assert models["audio_weights"] in choices("MultiTalkModelLoader", "audio_weights")
+    assert models["wav2vec"] in choices("MultiTalkWav2VecLoader", "model")
+    assert models["vae"] in choices("MultiTalkVAELoader", "vae")
+
+
+def tiny_settings(models: dict) -> dict:
+    """Inputs to force, per node type, so any two-speaker API workflow runs on the tiny models."""
+    return {
+        "MultiTalkModelLoader": {"model": models["dit"], "audio_weights": models["audio_weights"], "dtype": "fp32",
+                                 "device": "cpu", "offload": False},
+        "MultiTalkWav2VecLoader": {"model": models["wav2vec"], "precision": "fp32"},
+        "MultiTalkTextEncoderLoader": {"text_encoder": models["text_encoder"], "tokenizer": "", "device": "cpu",
+                                       "dtype": "fp32"},
+        "MultiTalkClipVisionLoader": {"clip_vision": models["clip_vision"], "device": "cpu", "dtype": "fp32"},
+        "MultiTalkVAELoader": {"vae": models["vae"], "device": "cpu", "dtype": "fp32"},
+        "MultiTalkSpeakers": {"resolution": "120p"},
+        "MultiTalkSampler": {"steps": 2, "mode": "multitalk", "window_frames": 21, "motion_frames": 5,
+                             "max_frames": 0, "seed": 1},
+    }
+
+
+def built_in_workflow() -> dict:
+    """Two speakers, native loaders for the inputs and native CreateVideo/SaveVideo for the output."""
+    def node(class_type, **inputs):
+        return {"class_type": class_type, "inputs": inputs}
+
+    return {
+        "1": node("LoadImage", image="ref.png"),
+        "2": node("LoadAudio", audio="a.wav"),
+        "3": node("LoadAudio", audio="b.wav"),
+        "4": node("MultiTalkWav2VecLoader", model="", precision="fp32"),
+        "5": node("MultiTalkAudioEncode", wav2vec=["4", 0], audio_1=["2", 0], audio_2=["3", 0],
+                  timeline_mode="parallel", normalize_loudness=True, fps=float(FPS), routing_mode="lrope"),
+        "6": node("MultiTalkSpeakers", image=["1", 0], num_speakers=2, resolution="120p", boxes="",
+                  overlap="nearest_center", audio=["5", 0]),
+        "7": node("MultiTalkTextEncoderLoader", text_encoder="", tokenizer="", device="cpu", dtype="fp32"),
+        "8": node("MultiTalkTextEncode", t5=["7", 0], positive="Two people talk in a kitchen.", negative="static"),
+        "9": node("MultiTalkClipVisionLoader", clip_vision="", device="cpu", dtype="fp32"),
+        "10": node("MultiTalkClipVisionEncode", clip_vision=["9", 0], image=["6", 2], crop="none"),
+        "11": node("MultiTalkVAELoader", vae="", device="cpu", dtype="fp32"),
+        "12": node("MultiTalkModelLoader", model="", audio_weights="", dtype="fp32", attention="auto",
+                   device="cpu", offload=False),
+        "13": node("MultiTalkSampler", model=["12", 0], positive=["8", 0], negative=["8", 1],
+                   clip_vision_output=["10", 0], vae=["11", 0], image=["6", 2], audio=["5", 0],
+                   speakers=["6", 0], steps=2, shift=0.0, text_scale=5.0, audio_scale=4.0, seed=1,
+                   sampler="euler", mode="multitalk", window_frames=21, motion_frames=5, color_correction=0.0,
+                   max_frames=0, routing="lrope", apg=False),
+        "14": node("CreateVideo", images=["13", 0], fps=["13", 2], audio=["13", 1]),
+        "15": node("SaveVideo", video=["14", 0], filename_prefix="video/multitalk_test", format="auto",
+                   codec="auto"),
+    }
+
+
+def test_workflow_through_prompt_api(comfyui, tmp_path):
+    import av
+    import soundfile
+    from PIL import Image
+
+    from comfyui_multitalk.client import load_api_workflow, run_workflow
+
+    url, log_path, models = comfyui
+    shipped = REPO_ROOT / "workflows" / "two_speakers_api.json"
+    workflow = load_api_workflow(str(shipped)) if shipped.is_file() else built_in_workflow()
+    for node in workflow.values():
+        node["inputs"].update({k: v for k, v in tiny_settings(models).get(node["class_type"], {}).items()
+                               if k in node["inputs"]})
+    rng = np.random.default_rng(0)
+    Image.fromarray(rng.integers(0, 255, (240, 320, 3), dtype=np.uint8)).save(tmp_path / "ref.png")
+    t = np.arange(int(SECONDS * 16000)) / 16000
+    for name, freq in (("a.wav", 220.0), ("b.wav", 330.0)):
+        soundfile.write(tmp_path / name, 0.2 * np.sin(2 * np.pi * freq * t) * (1 + np.sin(2 * np.pi * 3 * t)), 16000)
+    start = time.monotonic()
+    result = run_workflow(url, workflow, images=[str(tmp_path / "ref.png")],
+                          audios=[str(tmp_path / "a.wav"), str(tmp_path / "b.wav")],
+                          output_dir=str(tmp_path / "out"), timeout_s=900)
+    print(f"prompt {result.prompt_id} ran in {time.monotonic() - start:.1f} s")
+    videos = [path for path in result.files if path.endswith((".mp4", ".webm", ".mkv", ".mov"))]
+    assert videos, f"no video among {result.files}\n{log_path.read_text()[-3000:]}"
+    with av.open(videos[0]) as container:
+        frames = sum(1 for _ in container.decode(video=0))
+        has_audio = bool(container.streams.audio)
+    assert frames == int(SECONDS * FPS)
+    assert has_audio
+
+
+def test_server_validation_errors_reach_the_client(comfyui, tmp_path):
+    from comfyui_multitalk.client import PromptRejected, run_workflow
+
+    url, _, _ = comfyui
+    workflow = {"1": {"class_type": "LoadAudio", "inputs": {"audio": "not_uploaded.wav"}},
+                "2": {"class_type": "PreviewAudio", "inputs": {"audio": ["1", 0]}}}
+    with pytest.raises(PromptRejected) as caught:
+        run_workflow(url, workflow, output_dir=str(tmp_path), timeout_s=60)
+    assert caught.value.node_errors["1"]["class_type"] == "LoadAudio"
+    assert "not_uploaded.wav" in caught.value.report()
+
+
+def test_execution_errors_name_the_node_and_the_file(comfyui, tmp_path):
+    from comfyui_multitalk.client import ExecutionFailed, run_workflow
+
+    url, _, _ = comfyui
+    missing = tmp_path / "no_such_voice.wav"
+    workflow = {"1": {"class_type": "MultiTalkLoadAudio", "inputs": {"path": str(missing)}},
+                "2": {"class_type": "PreviewAudio", "inputs": {"audio": ["1", 0]}}}
+    with pytest.raises(ExecutionFailed) as caught:
+        run_workflow(url, workflow, output_dir=str(tmp_path), timeout_s=60)
+    assert (caught.value.node_id, caught.value.node_type) == ("1", "MultiTalkLoadAudio")
+    assert "no_such_voice.wav" in str(caught.value)
