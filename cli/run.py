@@ -1,0 +1,67 @@
+"""Running an API-format workflow file: load, apply --set, execute, with a clean Ctrl-C."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import threading
+import time
+from contextlib import contextmanager
+from typing import Callable, Iterator, Optional
+
+from ..nodes import comfy_bridge
+from .executor import Executor
+from .native_nodes import RunContext, stand_in_factories
+from .overrides import apply_overrides
+from .registry import NodeRegistry
+from .validate import load_prompt
+from .values import WorkflowError
+
+
+def read_workflow(path: str) -> dict:
+    try:
+        with open(path, encoding="utf-8") as handle:
+            data = json.load(handle)
+    except OSError as exc:
+        raise WorkflowError(f"Cannot read the workflow '{path}': {exc.strerror}.") from exc
+    except json.JSONDecodeError as exc:
+        raise WorkflowError(f"The workflow '{path}' is not valid JSON ({exc}).") from exc
+    return load_prompt(data, path)
+
+
+def run_workflow(prompt: dict, assignments: list[str], context: RunContext,
+                 log: Callable[[str], None] = print) -> list[str]:
+    """Execute `prompt` with the --set `assignments`; returns the files written."""
+    registry = NodeRegistry(stand_in_factories(context))
+    prompt = apply_overrides(prompt, registry, assignments)
+    if context.output_video:
+        context.output_video = os.path.abspath(context.output_video)
+    executor = Executor(prompt, registry, log)
+    start = time.perf_counter()
+    with _interrupt_on_ctrl_c(executor, log):
+        executor.run()
+    log(f"Finished in {time.perf_counter() - start:.1f} s.")
+    return list(context.saved)
+
+
+@contextmanager
+def _interrupt_on_ctrl_c(executor: Executor, log: Callable[[str], None]) -> Iterator[None]:
+    """First Ctrl-C: stop at the next sampling step or node. Second: stop at once."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous: Optional[object] = signal.getsignal(signal.SIGINT)
+
+    def handler(signum, frame):
+        if executor.stop_requested:
+            raise KeyboardInterrupt
+        executor.stop_requested = True
+        comfy_bridge.request_interrupt()
+        log("Stopping at the next step (Ctrl-C again to stop at once)...")
+
+    signal.signal(signal.SIGINT, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        comfy_bridge.clear_interrupt()

@@ -1,0 +1,170 @@
+"""The shipped workflows, each described once; `python -m comfyui_multitalk workflows` writes
+workflows/<name>.json (UI) and workflows/<name>_api.json (API) from these descriptions.
+
+Node ids are the same in every workflow (1 reference image, 2-4 voices, 10-14 loaders,
+20 audio, 21 speakers, 22-24 prompt and CLIP, 30 sampler, 40-43 outputs), so `--set 30.steps=20`
+means the same thing everywhere.
+"""
+from __future__ import annotations
+
+from .workflow_graph import Node, Note, Out, Workflow
+
+MODEL_FILES = {  # names as ComfyUI's model folders usually hold them
+    "dit": "wan2.1_i2v_480p_14B_fp16.safetensors",
+    "multitalk": "multitalk.safetensors",
+    "infinitetalk": "infinitetalk.safetensors",
+    "wav2vec": "wav2vec2-chinese-base_fp16.safetensors",
+    "t5": "umt5_xxl_fp8_e4m3fn_scaled.safetensors",
+    "clip": "clip_vision_h.safetensors",
+    "vae": "wan_2.1_vae.safetensors",
+}
+MODELS_NOTE = (
+    "**Models** (ComfyUI/models/...): `diffusion_models/{dit}`, `model_patches/{audio}`, "
+    "`audio_encoders/{wav2vec}`, `text_encoders/{t5}`, `clip_vision/{clip}`, `vae/{vae}`."
+)
+
+
+def _models_note(audio: str) -> str:
+    return MODELS_NOTE.format(audio=MODEL_FILES[audio], **MODEL_FILES)
+
+
+def _voices(files: list[str]) -> list[Node]:
+    return [Node(2 + k, "LoadAudio", f"Speaker {k + 1} voice", 0, 420 + 200 * k, {"audio": name}, "Inputs")
+            for k, name in enumerate(files)]
+
+
+def _audio_encode(count: int, timeline: str, routing: str = "lrope") -> Node:
+    inputs = {"wav2vec": Out(10), "timeline_mode": timeline, "routing_mode": routing}
+    inputs.update({f"audio_{k + 1}": Out(2 + k) for k in range(count)})
+    return Node(20, "MultiTalkAudioEncode", "Audio", 2, 60, inputs, "Audio and speakers")
+
+
+def _speakers(masks: dict | None = None) -> Node:
+    inputs = {"image": Out(1, "IMAGE"), "audio": Out(20, "audio_features"), "resolution": "480p", **(masks or {})}
+    return Node(21, "MultiTalkSpeakers", "Speakers", 2, 560, inputs, "Audio and speakers")
+
+
+def _pack_loaders(audio_weights: str, native: bool = False) -> list[Node]:
+    nodes = [
+        Node(10, "MultiTalkWav2VecLoader", "wav2vec2", 1, 60, {"model": MODEL_FILES["wav2vec"]}, "Models"),
+        Node(11, "MultiTalkModelLoader", "MultiTalk model", 1, 230,
+             {"model": MODEL_FILES["dit"], "audio_weights": MODEL_FILES[audio_weights]}, "Models"),
+    ]
+    if native:
+        return nodes + [
+            Node(12, "CLIPLoader", "Load CLIP (umt5)", 1, 480, {"clip_name": MODEL_FILES["t5"], "type": "wan"},
+                 "Models"),
+            Node(13, "CLIPVisionLoader", "Load CLIP Vision", 1, 640, {"clip_name": MODEL_FILES["clip"]}, "Models"),
+            Node(14, "VAELoader", "Load VAE", 1, 760, {"vae_name": MODEL_FILES["vae"]}, "Models"),
+        ]
+    return nodes + [
+        Node(12, "MultiTalkTextEncoderLoader", "Text encoder", 1, 480, {"text_encoder": MODEL_FILES["t5"]}, "Models"),
+        Node(13, "MultiTalkClipVisionLoader", "CLIP vision", 1, 680, {"clip_vision": MODEL_FILES["clip"]}, "Models"),
+        Node(14, "MultiTalkVAELoader", "VAE", 1, 860, {"vae": MODEL_FILES["vae"]}, "Models"),
+    ]
+
+
+def _prompt_and_clip(prompt: str, native: bool = False) -> list[Node]:
+    group = "Prompt and image features"
+    if native:
+        from ..models.encoders.text_encoder import DEFAULT_NEGATIVE_PROMPT
+
+        return [
+            Node(22, "CLIPTextEncode", "Positive prompt", 2, 1120, {"text": prompt, "clip": Out(12)}, group),
+            Node(24, "CLIPTextEncode", "Negative prompt", 2, 1340, {"text": DEFAULT_NEGATIVE_PROMPT, "clip": Out(12)},
+                 group),
+            Node(23, "CLIPVisionEncode", "CLIP Vision Encode", 2, 1560,
+                 {"clip_vision": Out(13), "image": Out(21, "image"), "crop": "none"}, group),
+        ]
+    return [
+        Node(22, "MultiTalkTextEncode", "Prompt", 2, 1120, {"t5": Out(12), "positive": prompt}, group),
+        Node(23, "MultiTalkClipVisionEncode", "CLIP image", 2, 1460,
+             {"clip_vision": Out(13), "image": Out(21, "image"), "crop": "none"}, group),
+    ]
+
+
+def _sampler(native: bool = False, **settings) -> Node:
+    inputs = {"model": Out(11), "positive": Out(22, 0), "negative": Out(24 if native else 22, 0 if native else 1),
+              "clip_vision_output": Out(23), "vae": Out(14), "image": Out(21, "image"),
+              "audio": Out(20, "audio_features"), "speakers": Out(21, "speakers"), "clip_vision": Out(13),
+              "seed": 42, **settings}
+    return Node(30, "MultiTalkSampler", "Sampler", 3, 60, inputs, "Generate")
+
+
+def _outputs(prefix: str) -> list[Node]:
+    return [
+        Node(40, "CreateVideo", "Video", 4, 60,
+             {"images": Out(30, "frames"), "audio": Out(30, "audio"), "fps": Out(30, "fps")}, "Output"),
+        Node(41, "SaveVideo", "Save video", 4, 220,
+             {"video": Out(40), "filename_prefix": f"MultiTalk/{prefix}/video", "format": "mp4", "codec": "h264"}, "Output"),
+        Node(42, "SaveImage", "Speaker preview", 4, 420,
+             {"images": Out(21, "preview"), "filename_prefix": f"MultiTalk/{prefix}/speakers"}, "Output"),
+        Node(43, "SaveImage", "Timeline", 4, 820,
+             {"images": Out(20, "timeline"), "filename_prefix": f"MultiTalk/{prefix}/timeline"}, "Output"),
+    ]
+
+
+def single_speaker() -> Workflow:
+    nodes = [Node(1, "LoadImage", "Reference image", 0, 60, {"image": "portrait.png"}, "Inputs"),
+             *_voices(["speech.wav"]), *_pack_loaders("multitalk"), _audio_encode(1, "parallel"), _speakers(),
+             *_prompt_and_clip("A person talks to the camera in a bright room, natural expressions."),
+             _sampler(), *_outputs("single_speaker")]
+    note = ("**One speaker.** Put `portrait.png` and `speech.wav` in ComfyUI/input (or pick your own). The video "
+            "lasts as long as the audio. " + _models_note("multitalk"))
+    return Workflow("multitalk_single_speaker", nodes, [Note(note, 0, 700)])
+
+
+def two_speakers() -> Workflow:
+    masks = {"mask_1": Out(1, "MASK"), "mask_2": Out(5, "MASK")}
+    nodes = [Node(1, "LoadImage", "Reference image", 0, 60, {"image": "two_speakers.png"}, "Inputs"),
+             Node(5, "LoadImage", "Speaker 2 mask", 0, 860, {"image": "two_speakers.png"}, "Inputs"),
+             *_voices(["speaker1.wav", "speaker2.wav"]), *_pack_loaders("multitalk"),
+             _audio_encode(2, "parallel"), _speakers(masks),
+             *_prompt_and_clip("Two people sit side by side and talk to each other, natural expressions."),
+             _sampler(), *_outputs("two_speakers")]
+    note = ("**Two speakers, painted masks.** Right-click *Reference image* > Open in MaskEditor and paint "
+            "speaker 1 (track 1); do the same on *Speaker 2 mask* (same picture) for speaker 2. Check the "
+            "*Speaker preview* before sampling. Tracks play in parallel: give each speaker's recording with "
+            "silence where the other talks, or set timeline_mode to sequential. " + _models_note("multitalk"))
+    return Workflow("multitalk_two_speakers", nodes, [Note(note, 0, 1400)])
+
+
+def three_speakers() -> Workflow:
+    nodes = [Node(1, "LoadImage", "Reference image", 0, 60, {"image": "three_speakers.png"}, "Inputs"),
+             *_voices(["speaker1.wav", "speaker2.wav", "speaker3.wav"]), *_pack_loaders("multitalk"),
+             _audio_encode(3, "sequential", routing="masked"), _speakers(),
+             *_prompt_and_clip("Three friends sit at a table and take turns talking, natural expressions."),
+             _sampler(routing="masked"), *_outputs("three_speakers")]
+    note = ("**Three speakers, automatic placement.** Faces are found left to right: track 1 drives the leftmost "
+            "person. Tracks play one after another (sequential). The released weights were trained with one and "
+            "two speakers; 'masked' routing reuses the trained one-speaker path per person (see docs/model.md). "
+            + _models_note("multitalk"))
+    return Workflow("multitalk_three_speakers", nodes, [Note(note, 0, 1100)])
+
+
+def long_video() -> Workflow:
+    nodes = [Node(1, "LoadImage", "Reference image", 0, 60, {"image": "portrait.png"}, "Inputs"),
+             *_voices(["long_speech.wav"]), *_pack_loaders("infinitetalk"), _audio_encode(1, "parallel"), _speakers(),
+             *_prompt_and_clip("A person gives a long talk to the camera, natural expressions and gestures."),
+             _sampler(mode="infinitetalk", color_correction=0.3), *_outputs("long_video")]
+    note = ("**Long video (InfiniteTalk).** Any audio length: 81-frame windows, each re-anchored on the reference "
+            "image and continuing from the last 9 frames. Frames are held in memory for Create Video (about 7 GB "
+            "per minute at 480p); for many minutes set the sampler's stream_to to an .mp4 path. "
+            + _models_note("infinitetalk"))
+    return Workflow("multitalk_long_video", nodes, [Note(note, 0, 700)])
+
+
+def native_loaders() -> Workflow:
+    nodes = [Node(1, "LoadImage", "Reference image", 0, 60, {"image": "two_speakers.png"}, "Inputs"),
+             *_voices(["speaker1.wav", "speaker2.wav"]), *_pack_loaders("multitalk", native=True),
+             _audio_encode(2, "parallel"), _speakers(),
+             *_prompt_and_clip("Two people sit side by side and talk to each other, natural expressions.",
+                               native=True),
+             _sampler(native=True), *_outputs("native_loaders")]
+    note = ("**ComfyUI's own loaders** for the text encoder (Load CLIP, type wan), CLIP vision (crop none, as the "
+            "official pipeline) and the VAE, with the MultiTalk model, audio, speakers and sampler. Speakers are "
+            "placed automatically (left and right). Runs inside ComfyUI only. " + _models_note("multitalk"))
+    return Workflow("multitalk_native_loaders", nodes, [Note(note, 0, 1100)])
+
+
+WORKFLOWS = (single_speaker, two_speakers, three_speakers, long_video, native_loaders)
