@@ -115,6 +115,11 @@ def request_interrupt() -> None:
     _interrupt_flag.set()
 
 
+def clear_interrupt() -> None:
+    """Forget a stop request nobody consumed (the job ended between steps)."""
+    _interrupt_flag.clear()
+
+
 class Progress:
     """Progress over a known number of units: ComfyUI's bar inside, a printed line outside."""
 
