@@ -143,58 +143,38 @@ def tiny_settings(models: dict) -> dict:
     }
 
 
-def built_in_workflow() -> dict:
-    """Two speakers, native loaders for the inputs and native CreateVideo/SaveVideo for the output."""
-    def node(class_type, **inputs):
-        return {"class_type": class_type, "inputs": inputs}
+def painted_images(folder: Path) -> list[str]:
+    """The reference picture twice, each with one speaker painted (alpha 0) as ComfyUI's mask editor does."""
+    from PIL import Image
 
-    return {
-        "1": node("LoadImage", image="ref.png"),
-        "2": node("LoadAudio", audio="a.wav"),
-        "3": node("LoadAudio", audio="b.wav"),
-        "4": node("MultiTalkWav2VecLoader", model="", precision="fp32"),
-        "5": node("MultiTalkAudioEncode", wav2vec=["4", 0], audio_1=["2", 0], audio_2=["3", 0],
-                  timeline_mode="parallel", normalize_loudness=True, fps=float(FPS), routing_mode="lrope"),
-        "6": node("MultiTalkSpeakers", image=["1", 0], num_speakers=2, resolution="120p", boxes="",
-                  overlap="nearest_center", audio=["5", 0]),
-        "7": node("MultiTalkTextEncoderLoader", text_encoder="", tokenizer="", device="cpu", dtype="fp32"),
-        "8": node("MultiTalkTextEncode", t5=["7", 0], positive="Two people talk in a kitchen.", negative="static"),
-        "9": node("MultiTalkClipVisionLoader", clip_vision="", device="cpu", dtype="fp32"),
-        "10": node("MultiTalkClipVisionEncode", clip_vision=["9", 0], image=["6", 2], crop="none"),
-        "11": node("MultiTalkVAELoader", vae="", device="cpu", dtype="fp32"),
-        "12": node("MultiTalkModelLoader", model="", audio_weights="", dtype="fp32", attention="auto",
-                   device="cpu", offload=False),
-        "13": node("MultiTalkSampler", model=["12", 0], positive=["8", 0], negative=["8", 1],
-                   clip_vision_output=["10", 0], vae=["11", 0], image=["6", 2], audio=["5", 0],
-                   speakers=["6", 0], steps=2, shift=0.0, text_scale=5.0, audio_scale=4.0, seed=1,
-                   sampler="euler", mode="multitalk", window_frames=21, motion_frames=5, color_correction=0.0,
-                   max_frames=0, routing="lrope", apg=False),
-        "14": node("CreateVideo", images=["13", 0], fps=["13", 2], audio=["13", 1]),
-        "15": node("SaveVideo", video=["14", 0], filename_prefix="video/multitalk_test", format="auto",
-                   codec="auto"),
-    }
+    pixels = np.random.default_rng(0).integers(0, 255, (240, 320, 3), dtype=np.uint8)
+    paths = []
+    for index, (left, right) in enumerate(((20, 140), (180, 300)), start=1):
+        alpha = np.full((240, 320, 1), 255, dtype=np.uint8)
+        alpha[40:220, left:right] = 0  # LoadImage's MASK = 1 - alpha: 1 on the painted speaker
+        path = folder / f"speaker{index}_painted.png"
+        Image.fromarray(np.concatenate([pixels, alpha], axis=2), "RGBA").save(path)
+        paths.append(str(path))
+    return paths
 
 
 def test_workflow_through_prompt_api(comfyui, tmp_path):
     import av
     import soundfile
-    from PIL import Image
 
     from comfyui_multitalk.client import load_api_workflow, run_workflow
 
     url, log_path, models = comfyui
-    shipped = REPO_ROOT / "workflows" / "two_speakers_api.json"
-    workflow = load_api_workflow(str(shipped)) if shipped.is_file() else built_in_workflow()
+    workflow = load_api_workflow(str(REPO_ROOT / "workflows" / "multitalk_two_speakers_api.json"))
     for node in workflow.values():
         node["inputs"].update({k: v for k, v in tiny_settings(models).get(node["class_type"], {}).items()
                                if k in node["inputs"]})
-    rng = np.random.default_rng(0)
-    Image.fromarray(rng.integers(0, 255, (240, 320, 3), dtype=np.uint8)).save(tmp_path / "ref.png")
+    images = painted_images(tmp_path)  # one per LoadImage node: speaker 1's mask, then speaker 2's
     t = np.arange(int(SECONDS * 16000)) / 16000
     for name, freq in (("a.wav", 220.0), ("b.wav", 330.0)):
         soundfile.write(tmp_path / name, 0.2 * np.sin(2 * np.pi * freq * t) * (1 + np.sin(2 * np.pi * 3 * t)), 16000)
     start = time.monotonic()
-    result = run_workflow(url, workflow, images=[str(tmp_path / "ref.png")],
+    result = run_workflow(url, workflow, images=images,
                           audios=[str(tmp_path / "a.wav"), str(tmp_path / "b.wav")],
                           output_dir=str(tmp_path / "out"), timeout_s=900)
     print(f"prompt {result.prompt_id} ran in {time.monotonic() - start:.1f} s")
@@ -205,6 +185,7 @@ def test_workflow_through_prompt_api(comfyui, tmp_path):
         has_audio = bool(container.streams.audio)
     assert frames == int(SECONDS * FPS)
     assert has_audio
+    assert sum(path.endswith(".png") for path in result.files) >= 2  # speaker preview and timeline pictures
 
 
 def test_server_validation_errors_reach_the_client(comfyui, tmp_path):
