@@ -7,7 +7,7 @@ downloads every output file. The client's own code needs only `requests` and
 """
 from .api import ComfyServer, ExecutionFailed, PromptRejected, ServerError
 from .run import RunResult, run_workflow
-from .workflow import assign_inputs, apply_overrides, load_api_workflow
+from .workflow import WorkflowError, apply_overrides, assign_inputs, load_api_workflow
 
 __all__ = [
     "ComfyServer",
@@ -15,6 +15,7 @@ __all__ = [
     "PromptRejected",
     "RunResult",
     "ServerError",
+    "WorkflowError",
     "apply_overrides",
     "assign_inputs",
     "load_api_workflow",
