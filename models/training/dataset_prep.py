@@ -155,14 +155,15 @@ def prepare_clip(clip: ClipSource, cache_folder: str, encoders: DatasetEncoders,
                  on_window: Optional[Callable[[str], None]] = None) -> ClipReport:
     """Encode one clip's windows into the cache; DatasetInputError when none can be made."""
     settings.validate()
+    os.makedirs(cache_folder, exist_ok=True)
+    frames = frames_at_fps(clip.video)
+    first = next(frames, None)  # opens the video first: an unreadable one is reported as such
+    if first is None:
+        raise DatasetInputError(f"The video '{clip.video}' has no frames.")
     features, audio_frames, notes = _clip_audio(clip, encoders.wav2vec)
     caption, caption_notes = _caption(clip)
     text = encoders.text.encode(caption)[0].float()  # [L, D]
     report = ClipReport(clip.name, notes=notes + caption_notes)
-    frames = frames_at_fps(clip.video)
-    first = next(frames, None)
-    if first is None:
-        raise DatasetInputError(f"The video '{clip.video}' has no frames.")
     layout = _layout(clip, first, settings.resolution)
     report.notes += [f"{clip.name}: {n}" for n in layout.notes]
     target = (layout.height, layout.width)

@@ -1,0 +1,147 @@
+"""Dataset preparation: synthetic clips -> the window cache, with every skip reason named."""
+from __future__ import annotations
+
+import dataclasses
+import os
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from safetensors.torch import load_file
+
+from comfyui_multitalk.models.audio import build_speaker_audio, prepare_track, read_audio_file, stack_speaker_windows
+from comfyui_multitalk.models.errors import DatasetInputError
+from comfyui_multitalk.models.sampling.conditioning import encode_frames, window_condition
+from comfyui_multitalk.models.training import PrepareSettings, find_clips, load_cache, prepare_clip, prepare_dataset
+from comfyui_multitalk.models.training.batches import audio_windows
+from comfyui_multitalk.models.training.clip_folder import describe_clip
+from comfyui_multitalk.models.training.tiny import tiny_training_encoders, write_synthetic_clip
+from comfyui_multitalk.models.training.video_clips import bucket_frame, frames_at_fps
+from comfyui_multitalk.nodes.training_nodes import MultiTalkPrepareDataset
+
+SETTINGS = PrepareSettings(window=9, resolution="120p")
+
+
+@pytest.fixture(scope="module")
+def encoders(tmp_path_factory):
+    return tiny_training_encoders(str(tmp_path_factory.mktemp("encoders")), real_vae=False)
+
+
+def _half_mask(path, height, width, left):
+    pixels = np.zeros((height, width), dtype=np.uint8)
+    if left:
+        pixels[:, : width // 2] = 255
+    else:
+        pixels[:, width // 2:] = 255
+    Image.fromarray(pixels).save(path)
+
+
+@pytest.fixture(scope="module")
+def clips(tmp_path_factory):
+    root = tmp_path_factory.mktemp("clips")
+    folder = str(root)
+    write_synthetic_clip(folder, "alpha", 0.8, caption="a woman talks")
+    write_synthetic_clip(folder, "bravo", 0.44, own_audio=True, caption=None, seed=2)
+    write_synthetic_clip(folder, "charlie", 0.2)
+    write_synthetic_clip(folder, "delta", 0.44, size=(128, 224), speakers=2, seed=4)
+    _half_mask(root / "delta.mask1.png", 128, 224, left=True)
+    _half_mask(root / "delta.mask2.png", 128, 224, left=False)
+    write_synthetic_clip(folder, "echo", 0.44, speakers=2)
+    os.remove(root / "echo.speaker1.wav")
+    (root / "foxtrot.mp4").write_bytes(b"not a video at all")
+    return root
+
+
+@pytest.fixture(scope="module")
+def prepared(clips, encoders, tmp_path_factory):
+    cache = str(tmp_path_factory.mktemp("cache"))
+    node = MultiTalkPrepareDataset()
+    assert all("tooltip" in spec[1] for spec in node.INPUT_TYPES()["required"].values())
+    folder, summary, count = node.prepare(encoders.vae, encoders.wav2vec, encoders.text, encoders.clip_vision,
+                                          str(clips), cache, 9, "120p", 0, 0)
+    return folder, summary, count
+
+
+def _bucketed(path, target, start, count):
+    frames = [bucket_frame(f, target) for f in frames_at_fps(path)][start:start + count]
+    return torch.from_numpy(np.stack(frames)).float() / 255.0
+
+
+def test_folder_is_encoded_with_skips_and_notes(prepared):
+    folder, summary, count = prepared
+    assert count == 4
+    assert sorted(load_cache(folder).windows, key=lambda w: w.path)[0].source == "alpha.mp4"
+    assert "skipped charlie.mp4: Clip 'charlie.mp4' has 5 video frames" in summary
+    assert "window of 9 frames" in summary
+    assert "skipped echo.mp4: Clip 'echo.mp4': no audio for speaker 1" in summary
+    assert "skipped foxtrot.mp4: Cannot open the video" in summary
+    assert "bravo: no caption file 'bravo.txt'; trained with an empty caption" in summary
+
+
+def test_window_tensors_match_the_sampler_encoding(prepared, clips, encoders):
+    folder = prepared[0]
+    voice = prepare_track(*read_audio_file(str(clips / "alpha.speaker1.wav")), 1)
+    features = build_speaker_audio(encoders.wav2vec, [voice]).features
+    for index, start in ((0, 0), (1, 9)):
+        window = load_file(os.path.join(folder, f"alpha_w000{index}.safetensors"))
+        frames = _bucketed(str(clips / "alpha.mp4"), (160, 160), start, 9)
+        torch.testing.assert_close(window["latents"], encode_frames(encoders.vae, frames)[0])
+        torch.testing.assert_close(window["y"], window_condition(encoders.vae, frames[:1], 9)[0][0])
+        assert window["y"][:4, 0].eq(1).all() and window["y"][:4, 1:].eq(0).all()
+        assert torch.equal(audio_windows(window["audio"]), stack_speaker_windows(features, start, 9))
+        torch.testing.assert_close(window["text"], encoders.text.encode("a woman talks")[0])
+        clip = encoders.clip_vision.encode_image(frames[:1]).penultimate_hidden_states[0]
+        torch.testing.assert_close(window["clip"], clip)
+        assert window["masks"].shape == (2, 20, 20) and window["masks"].eq(1).all()
+
+
+def test_two_speaker_masks_come_from_the_mask_files(prepared):
+    info = [w for w in load_cache(prepared[0]).windows if w.source == "delta.mp4"]
+    assert len(info) == 1 and info[0].speakers == 2 and info[0].latent_shape == (3, 14, 28)
+    masks = load_file(info[0].path)["masks"]  # [3, 14, 28]
+    assert masks[0, :, :13].eq(1).all() and masks[0, :, 15:].eq(0).all()
+    assert masks[1, :, 15:].eq(1).all() and masks[1, :, :13].eq(0).all()
+    assert masks.sum(0).eq(1).all()
+
+
+def test_bad_clips_raise_typed_errors_naming_the_value(clips, encoders, tmp_path):
+    files = sorted(os.listdir(clips))
+    with pytest.raises(DatasetInputError, match=r"mask for speaker 3 but there is no audio"):
+        describe_clip(str(clips), "alpha.mp4", files + ["alpha.mask3.png"])
+    write_synthetic_clip(str(tmp_path), "mute", 0.8, own_audio=False)
+    os.remove(tmp_path / "mute.speaker1.wav")
+    (clip,), _ = find_clips(str(tmp_path))
+    with pytest.raises(DatasetInputError, match=r"no 'mute.speaker1.wav' and its video has no usable soundtrack"):
+        prepare_clip(clip, str(tmp_path), encoders, SETTINGS)
+    with pytest.raises(DatasetInputError, match=r"4n\+1"):
+        prepare_clip(clip, str(tmp_path), encoders, PrepareSettings(window=8))
+    with pytest.raises(DatasetInputError, match=r"(?s)No training window could be made .*skipped mute.mp4"):
+        prepare_dataset(str(tmp_path), str(tmp_path / "cache"), encoders, SETTINGS)
+    with pytest.raises(DatasetInputError, match=r"clips folder '.*nowhere' does not exist"):
+        find_clips(str(tmp_path / "nowhere"))
+
+
+def test_real_tiny_vae_and_overlapping_windows(clips, encoders, tmp_path):
+    from safetensors.torch import save_file
+
+    from comfyui_multitalk.models.encoders import load_vae
+    from comfyui_multitalk.models.encoders.tiny import tiny_vae_state
+
+    (alpha,) = [c for c in find_clips(str(clips))[0] if c.name == "alpha"]
+    overlapping = prepare_clip(alpha, str(tmp_path), encoders, PrepareSettings(window=5, stride=3, resolution="120p"))
+    assert overlapping.windows == [f"alpha_w{i:04d}.safetensors" for i in range(6)]  # starts 0, 3, ..., 15
+    third = load_file(str(tmp_path / overlapping.windows[2]))
+    frames = _bucketed(str(clips / "alpha.mp4"), (160, 160), 6, 5)
+    torch.testing.assert_close(third["latents"], encode_frames(encoders.vae, frames)[0])
+
+    save_file(tiny_vae_state(seed=3), str(tmp_path / "vae.safetensors"))
+    real = dataclasses.replace(encoders, vae=load_vae(str(tmp_path / "vae.safetensors")))
+    report = prepare_clip(alpha, str(tmp_path / "real"), real,
+                          PrepareSettings(window=5, resolution="120p", max_windows_per_clip=1))
+    assert report.windows == ["alpha_w0000.safetensors"]
+    window = load_file(str(tmp_path / "real" / report.windows[0]))
+    assert window["latents"].shape == (16, 2, 20, 20) and window["y"].shape == (20, 2, 20, 20)
+    # The causal VAE's first latent frame sees only the first frame, which both encodings share.
+    torch.testing.assert_close(window["y"][4:, 0], window["latents"][:, 0])
+    assert not torch.allclose(window["y"][4:, 1], window["latents"][:, 1], atol=1e-3)
