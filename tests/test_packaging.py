@@ -12,8 +12,9 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 
 
-def _load_as(folder_name: str, tmp_path: Path):
-    """Import the checkout the way ComfyUI imports custom_nodes/<folder_name>."""
+def _load_as(folder_name: str, tmp_path: Path) -> tuple[set, str, bool]:
+    """Import the checkout the way ComfyUI imports custom_nodes/<folder_name> and read what
+    ComfyUI reads: (node ids, WEB_DIRECTORY, whether a V3 entry point exists)."""
     link = tmp_path / folder_name
     link.symlink_to(REPO, target_is_directory=True)
     spec = importlib.util.spec_from_file_location(folder_name, link / "__init__.py",
@@ -22,20 +23,20 @@ def _load_as(folder_name: str, tmp_path: Path):
     sys.modules[folder_name] = module
     try:
         spec.loader.exec_module(module)
+        return set(module.NODE_CLASS_MAPPINGS), module.WEB_DIRECTORY, hasattr(module, "comfy_entrypoint")
     finally:
         for name in [n for n in sys.modules if n == folder_name or n.startswith(folder_name + ".")]:
             del sys.modules[name]
-    return module
 
 
 @pytest.mark.parametrize("folder", ["ComfyUI-MultiTalk", "multitalk_nodes_2"])
 def test_importable_under_any_folder_name(tmp_path, folder):
     import comfyui_multitalk
 
-    module = _load_as(folder, tmp_path)
-    assert set(module.NODE_CLASS_MAPPINGS) == set(comfyui_multitalk.NODE_CLASS_MAPPINGS)
-    assert module.WEB_DIRECTORY == "./web"
-    assert not hasattr(module, "comfy_entrypoint")  # V1 mappings only
+    node_ids, web_directory, has_v3_entry = _load_as(folder, tmp_path)
+    assert node_ids == set(comfyui_multitalk.NODE_CLASS_MAPPINGS)
+    assert web_directory == "./web"
+    assert not has_v3_entry  # V1 mappings only
 
 
 def _nodes():
