@@ -177,7 +177,9 @@ class MultiTalkAudioEncode:
             wav2vec, tracks, timeline_mode, fps, offsets_s, num_frames or None, routing_mode, listeners
         )
         picture = draw_timeline(result.activity, result.fps, [t.numpy() for t in result.tracks])
-        return (result, result.mixed, result.num_frames, picture)
+        # Shown on the node in ComfyUI, so turn-taking is checked before any GPU time is spent.
+        ui = {"images": comfy_bridge.save_temp_images(picture, prefix="multitalk_timeline")}
+        return {"ui": ui, "result": (result, result.mixed, result.num_frames, picture)}
 
 
 def _ordered_tracks(audio_1, more_audio: dict) -> list:

@@ -40,6 +40,13 @@ def _voice(seconds: float, freq: float, level: float = 0.1, rate: int = 16000, c
     return {"waveform": wave.expand(1, channels, -1).clone(), "sample_rate": rate}
 
 
+def _encode(*args, **kwargs):
+    """The node's outputs; the node also returns its timeline picture for ComfyUI's UI."""
+    out = MultiTalkAudioEncode().encode(*args, **kwargs)
+    assert set(out) == {"ui", "result"} and out["ui"]["images"] == []  # no ComfyUI here: no temp files
+    return out["result"]
+
+
 def test_mappings_and_tooltips():
     assert set(NODE_CLASS_MAPPINGS) == {"MultiTalkWav2VecLoader", "MultiTalkLoadAudio", "MultiTalkAudioEncode"}
     assert set(NODE_DISPLAY_NAME_MAPPINGS) == set(NODE_CLASS_MAPPINGS)
@@ -54,7 +61,7 @@ def test_mappings_and_tooltips():
 
 def test_three_tracks_sequential_end_to_end(wav2vec):
     audio = [_voice(1.0, 200), _voice(0.6, 300, rate=44100, channels=2), _voice(0.4, 250, rate=22050)]
-    result, mixed, frames, picture = MultiTalkAudioEncode().encode(
+    result, mixed, frames, picture = _encode(
         wav2vec, audio[0], "sequential", True, 25.0, "lrope", audio_2=audio[1], audio_3=audio[2]
     )
     assert isinstance(result, SpeakerAudio) and result.num_speakers == 3
@@ -82,7 +89,7 @@ def test_three_tracks_sequential_end_to_end(wav2vec):
 def test_parallel_silent_track_and_listener(wav2vec, caplog):
     silent = {"waveform": torch.zeros(1, 1, 8000), "sample_rate": 16000}
     with caplog.at_level(logging.WARNING):
-        result, _, frames, _ = MultiTalkAudioEncode().encode(
+        result, _, frames, _ = _encode(
             wav2vec, _voice(1.0, 200), "parallel", True, 25.0, "masked", audio_2=silent, listeners=1
         )
     assert result.num_speakers == 3 and result.silent == [False, True, True] and frames == 25
@@ -92,7 +99,7 @@ def test_parallel_silent_track_and_listener(wav2vec, caplog):
 
 
 def test_offsets_trims_and_frame_override(wav2vec):
-    result, mixed, frames, _ = MultiTalkAudioEncode().encode(
+    result, mixed, frames, _ = _encode(
         wav2vec, _voice(1.0, 200), "offsets", False, 25.0, "lrope", audio_2=_voice(1.0, 300),
         offsets="0, 0.5", trim_starts="0.25", trim_ends="0, 0.75", num_frames=40,
     )

@@ -49,7 +49,7 @@ def speech(seconds: float, pitch: float) -> dict:
 def graph(wav2vec, speakers: int, seconds: float = 0.3):
     tracks = {f"audio_{k + 1}": speech(seconds, 150 + 60 * k) for k in range(speakers)}
     audio, _, frames, _ = MultiTalkAudioEncode().encode(wav2vec, timeline_mode="sequential", normalize_loudness=True,
-                                                        fps=25, routing_mode="lrope", **tracks)
+                                                        fps=25, routing_mode="lrope", **tracks)["result"]
     image = torch.rand(1, 100, 150, 3, generator=torch.Generator().manual_seed(2))
     layout = MultiTalkSpeakers().place(image, num_speakers=speakers, resolution="120p", boxes="", audio=audio)
     g = torch.Generator().manual_seed(3)
