@@ -41,13 +41,14 @@ class Executor:
     def check(self, order: list[str]) -> None:
         needed = {node_id: self.prompt[node_id] for node_id in order}
         problems = validate_prompt(needed, self.registry)
-        for node_id in order:
-            node = self.prompt[node_id]
-            if node["class_type"] in self.registry and self.registry.spec(node["class_type"]).factory is None:
-                problems.append(f"{node_label(node_id, node)} runs in ComfyUI only: open the workflow in ComfyUI, or "
-                                "use a workflow with the MultiTalk loaders (e.g. multitalk_two_speakers_api.json).")
+        comfy_only = [node_label(node_id, self.prompt[node_id]) for node_id in order
+                      if self.prompt[node_id]["class_type"] in self.registry
+                      and self.registry.spec(self.prompt[node_id]["class_type"]).factory is None]
+        problems += [f"{label} runs in ComfyUI only." for label in comfy_only]
         if problems:
-            raise WorkflowError("The workflow cannot run:\n  - " + "\n  - ".join(problems))
+            hint = ("\nOpen it in ComfyUI, or use a workflow with the MultiTalk loaders (e.g. "
+                    "multitalk_two_speakers_api.json)." if comfy_only else "")
+            raise WorkflowError("The workflow cannot run:\n  - " + "\n  - ".join(problems) + hint)
 
     def run(self) -> dict[str, Any]:
         """Run everything the outputs need; returns {output node id: its "ui" dict}."""

@@ -86,4 +86,6 @@ def _bool(value: Any, where: str) -> bool:
 def _check_range(number: float, options: dict, where: str) -> None:
     low, high = options.get("min"), options.get("max")
     if (low is not None and number < low) or (high is not None and number > high):
-        raise WorkflowError(f"{where} is {number}, outside its range {low}..{high}.")
+        allowed = f"{low}..{high}" if low is not None and high is not None else (
+            f">= {low}" if low is not None else f"<= {high}")
+        raise WorkflowError(f"{where} is {number}, outside its range {allowed}.")

@@ -29,7 +29,7 @@ def _models_note(audio: str) -> str:
 
 
 def _voices(files: list[str]) -> list[Node]:
-    return [Node(2 + k, "LoadAudio", f"Speaker {k + 1} voice", 0, 420 + 200 * k, {"audio": name}, "Inputs")
+    return [Node(2 + k, "LoadAudio", f"Speaker {k + 1} voice", 0, 480 + 140 * k, {"audio": name}, "Inputs")
             for k, name in enumerate(files)]
 
 
@@ -117,7 +117,7 @@ def single_speaker() -> Workflow:
 def two_speakers() -> Workflow:
     masks = {"mask_1": Out(1, "MASK"), "mask_2": Out(5, "MASK")}
     nodes = [Node(1, "LoadImage", "Reference image", 0, 60, {"image": "two_speakers.png"}, "Inputs"),
-             Node(5, "LoadImage", "Speaker 2 mask", 0, 860, {"image": "two_speakers.png"}, "Inputs"),
+             Node(5, "LoadImage", "Speaker 2 mask", 0, 780, {"image": "two_speakers.png"}, "Inputs"),
              *_voices(["speaker1.wav", "speaker2.wav"]), *_pack_loaders("multitalk"),
              _audio_encode(2, "parallel"), _speakers(masks),
              *_prompt_and_clip("Two people sit side by side and talk to each other, natural expressions."),
