@@ -44,12 +44,12 @@ def _eval_loss(model, cache, seed=123, batches=6):
 def test_training_lowers_the_loss_and_changes_only_the_audio_keys(files, tmp_path):
     model = _model(files)
     before = {k: v.clone() for k, v in model.state_dict().items()}
-    result = AdapterTrainer(model, files["cache"], TrainSettings(steps=40, seed=1, **FAST),
-                            str(tmp_path / "adapter")).run()
+    settings = TrainSettings(steps=40, seed=1, batch_size=2, **{**FAST, "learning_rate": 1e-2})
+    result = AdapterTrainer(model, files["cache"], settings, str(tmp_path / "adapter")).run()
     losses = result.losses
     assert len(losses) == 40 and result.start_step == 0
     first, last = sum(losses[:10]) / 10, sum(losses[-10:]) / 10
-    assert last < 0.9 * first, (first, last)
+    assert last < 0.92 * first, (first, last)  # about 0.86 here; the steps' random t and noise scatter it
     after = model.state_dict()  # the model got its own audio layers back: nothing changed
     assert all(torch.equal(before[k], after[k]) for k in before)
 
@@ -63,7 +63,8 @@ def test_training_lowers_the_loss_and_changes_only_the_audio_keys(files, tmp_pat
             assert torch.equal(value, master[key].to(torch.bfloat16).float()), key
         else:
             assert torch.equal(value, before[key]), key
-    assert _eval_loss(trained, files["cache"]) < 0.9 * _eval_loss(model, files["cache"])
+    # On fixed batches, noise and timesteps the trained adapter is clearly better (about 0.75x).
+    assert _eval_loss(trained, files["cache"]) < 0.85 * _eval_loss(model, files["cache"])
 
 
 def test_resume_after_an_interrupt_and_seeds_reproduce_losses(files, tmp_path):

@@ -126,14 +126,15 @@ class PoolingVAE:
 
 
 def write_synthetic_cache(folder: str, windows: int = 4, frames: int = 9, latent_size: tuple[int, int] = (4, 4),
-                          speakers: int = 1, config: DiTConfig | None = None, seed: int = 0) -> str:
+                          speakers: int = 1, config: DiTConfig | None = None, seed: int = 0,
+                          audio_layers: int = W2V_LAYERS) -> str:
     """A training cache of random windows whose latents depend on their audio (so the adapter has
     something to learn), with the widths of `config` (default: tiny_training_dit_config())."""
     from .cache import AUDIO_CONTEXT, MANIFEST, write_window
 
     config = config or tiny_training_dit_config()
     g = torch.Generator().manual_seed(seed)
-    layers, hidden = W2V_LAYERS, config.audio_feature_dim // W2V_LAYERS
+    layers, hidden = audio_layers, config.audio_feature_dim // audio_layers
     t_lat, (h, w) = (frames - 1) // 4 + 1, latent_size
     names = []
     os.makedirs(folder, exist_ok=True)
