@@ -57,16 +57,22 @@ class MultiTalkModelLoader:
             "device": (["auto", "cpu"], {"default": "auto", "tooltip": "auto: ComfyUI's GPU; cpu: very slow, for tests."}),
             "offload": ("BOOLEAN", {"default": True, "tooltip": (
                 "Move the model to the CPU after each run, freeing VRAM for the VAE and other nodes.")}),
+        }, "optional": {
+            "fresh_audio_layers": ("BOOLEAN", {"default": False, "tooltip": (
+                "Only for training a new adapter: accept a base model without audio layers and start them "
+                "from random values. Generating with such a model ignores the audio.")}),
         }}
 
-    def load(self, model: str, audio_weights: str, dtype: str, attention: str, device: str, offload: bool):
+    def load(self, model: str, audio_weights: str, dtype: str, attention: str, device: str, offload: bool,
+             fresh_audio_layers: bool = False):
         from ..models import load_dit
 
         sources = [comfy_bridge.resolve_model_path("diffusion_models", model)]
         if audio_weights and audio_weights != "none":
             sources.append(_resolve_audio_weights(audio_weights))
         target = torch.device("cpu") if device == "cpu" else comfy_bridge.default_device()
-        dit = load_dit(sources, dtype=None if dtype == "auto" else dtype, device="cpu", attention="auto")
+        dit = load_dit(sources, dtype=None if dtype == "auto" else dtype, device="cpu", attention="auto",
+                       require_audio=not fresh_audio_layers)
         if attention not in ("auto", "sdpa"):
             dit.attention = _checked_attention(attention, target)
         keep_on_cpu = offload and target.type != "cpu"

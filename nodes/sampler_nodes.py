@@ -94,6 +94,9 @@ class MultiTalkSampler:
             positive=conditioning_tensor(positive, "positive"), negative=conditioning_tensor(negative, "negative"),
             reference=fit_reference(image, speakers), clip_features=penultimate_features(clip_vision_output),
             audio_features=list(audio.features), masks=speakers.latent_masks())
+        if getattr(model.model, "fresh_audio_layers", False):
+            print("[MultiTalk] The model's audio layers are untrained (fresh_audio_layers): lips will not follow "
+                  "the audio. Load multitalk.safetensors or a trained adapter.")
         dit = model.to_device()
         try:
             return self._run(dit, vae, inputs, settings, audio, clip_vision, stream_to.strip())
