@@ -49,3 +49,20 @@ class AudioProjection(nn.Module):
         hidden = torch.relu(self.proj2(torch.cat([h_first, h_later], dim=2)))
         tokens = self.proj3(hidden).unflatten(-1, (self.tokens, self.token_dim))
         return self.norm(tokens)
+
+
+def reset_audio_parameters(modules: list[nn.Module]) -> None:
+    """Fresh audio layers: Xavier weights, zero biases, unit norms, and a zero output projection
+    of every audio cross-attention, so new layers start as a no-op on the backbone."""
+    from .audio_attention import AudioCrossAttention
+
+    for module in modules:
+        for sub in module.modules():
+            if isinstance(sub, nn.Linear):
+                nn.init.xavier_uniform_(sub.weight)
+                nn.init.zeros_(sub.bias)
+            elif isinstance(sub, nn.LayerNorm) and sub.weight is not None:
+                nn.init.ones_(sub.weight)
+                nn.init.zeros_(sub.bias)
+        if isinstance(module, AudioCrossAttention):
+            nn.init.zeros_(module.proj.weight)

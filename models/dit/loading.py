@@ -16,6 +16,7 @@ from torch import nn
 from ..errors import CheckpointError
 from .checkpoint import (describe_keys, drop_markers, is_audio_key, read_checkpoint, read_config_metadata,
                          strip_prefix)
+from .audio_adapter import reset_audio_parameters
 from .config import DiTConfig, infer_dit_config
 from .fp8 import FP8_DTYPES, is_fp8, quantize_fp8, swap_in_fp8_linears
 from .model import MultiTalkDiT
@@ -199,15 +200,10 @@ def _check_keys(model: nn.Module, weights: Mapping[str, torch.Tensor], parts, fr
 
 
 def _initialise_audio_layers(model: MultiTalkDiT, dtype: torch.dtype) -> None:
-    """Fresh audio adapter (Xavier weights, zero biases, unit norms) for training from scratch."""
+    """Materialise the (meta) audio layers and give them fresh values, for training from scratch."""
     modules = [model.audio_proj] + [m for b in model.blocks for m in (b.audio_cross_attn, b.norm_x)]
     for module in modules:
         module.to_empty(device="cpu")
-        for sub in module.modules():
-            if isinstance(sub, nn.Linear):
-                nn.init.xavier_uniform_(sub.weight)
-                nn.init.zeros_(sub.bias)
-            elif isinstance(sub, nn.LayerNorm) and sub.weight is not None:
-                nn.init.ones_(sub.weight)
-                nn.init.zeros_(sub.bias)
+    reset_audio_parameters(modules)
+    for module in modules:
         module.to(dtype)

@@ -16,7 +16,7 @@ import torch
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
-from ..dit.audio_attention import AudioCrossAttention
+from ..dit.audio_adapter import reset_audio_parameters
 from ..dit.checkpoint import is_audio_key
 from ..dit.fp8 import Fp8Linear
 from ..errors import CheckpointError
@@ -63,21 +63,6 @@ def _release_inference_tensors(model: nn.Module) -> None:
                 module._buffers[name] = buffer.clone()
 
 
-def fresh_initialise(modules: list[nn.Module]) -> None:
-    """New audio layers: Xavier weights, zero biases, unit norms, and a zero output projection in
-    every block so training starts from the backbone's own prediction."""
-    for module in modules:
-        for sub in module.modules():
-            if isinstance(sub, nn.Linear):
-                nn.init.xavier_uniform_(sub.weight)
-                nn.init.zeros_(sub.bias)
-            elif isinstance(sub, nn.LayerNorm) and sub.weight is not None:
-                nn.init.ones_(sub.weight)
-                nn.init.zeros_(sub.bias)
-        if isinstance(module, AudioCrossAttention):
-            nn.init.zeros_(module.proj.weight)
-
-
 class TrainableAdapter:
     """Context manager: fp32 trainable audio layers in, backbone frozen; originals back on exit.
 
@@ -97,7 +82,7 @@ class TrainableAdapter:
             _release_inference_tensors(self.model)
             if self.fresh:
                 with torch.no_grad():
-                    fresh_initialise([getattr(owner, name) for owner, name, _ in self._originals])
+                    reset_audio_parameters([getattr(owner, name) for owner, name, _ in self._originals])
         self.model.requires_grad_(False)
         for owner, name, _ in self._originals:
             getattr(owner, name).requires_grad_(True)
