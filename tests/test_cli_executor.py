@@ -144,7 +144,8 @@ def test_set_on_the_shipped_workflow_coerces_values():
     changed = apply_overrides(prompt, registry, ["Sampler.steps=3", "30.apg=yes", "MultiTalkSampler.shift=7",
                                                  "Speaker 2 voice.audio=/tmp/b.wav", "Audio.fps=25"])
     sampler = changed["30"]["inputs"]
-    assert (sampler["steps"], sampler["apg"], sampler["shift"]) == (3, True, 7.0) and isinstance(sampler["shift"], float)
+    assert (sampler["steps"], sampler["apg"], sampler["shift"]) == (3, True, 7.0)
+    assert isinstance(sampler["shift"], float)
     assert changed["3"]["inputs"]["audio"] == "/tmp/b.wav" and prompt["30"]["inputs"]["steps"] == 40  # a copy
     for bad, message in [("Sampler.sampler=dpm", "not one of its choices: euler, unipc"),
                          ("Sampler.steps=2.5", "whole number"), ("Sampler.apg=maybe", "true or false"),

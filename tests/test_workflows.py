@@ -167,7 +167,8 @@ def test_validation_names_each_problem(breakage, message):
 
 
 def test_native_table_covers_every_core_node_used():
-    used = {n["class_type"] for name in NAMES for n in _api(name).values() if not n["class_type"].startswith("MultiTalk")}
+    used = {n["class_type"] for name in NAMES for n in _api(name).values()}
+    used = {class_type for class_type in used if not class_type.startswith("MultiTalk")}
     assert used <= set(NATIVE_SPECS)
 
 
@@ -184,5 +185,6 @@ def test_nodes_do_not_overlap_and_groups_hold_their_nodes(name):
     assert clashes == []
     for group in ui["groups"]:
         x, y, w, h = group["bounding"]
-        inside = [i for i, (bx, by, bw, bh) in boxes.items() if x <= bx and bx + bw <= x + w and y <= by and by + bh <= y + h]
+        inside = [i for i, (bx, by, bw, bh) in boxes.items()
+                  if x <= bx and bx + bw <= x + w and y <= by and by + bh <= y + h]
         assert inside, group["title"]
