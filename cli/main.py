@@ -9,8 +9,9 @@ from ..models.errors import MultiTalkError
 
 EPILOG = """examples:
   python -m comfyui_multitalk demo
-  python -m comfyui_multitalk run workflows/multitalk_two_speakers_api.json \\
-      --set "Reference image.image=me_and_you.png" --set Sampler.steps=20 --output talk.mp4
+  python -m comfyui_multitalk run workflows/multitalk_single_speaker_api.json \\
+      --models-dir ~/ComfyUI/models --input-dir ~/ComfyUI/input \\
+      --set "Reference image.image=me.png" --set "Speaker 1 voice.audio=me.wav" --output talk.mp4
 """
 
 
@@ -25,6 +26,8 @@ def build_parser() -> argparse.ArgumentParser:
                      help="change an input; NODE is a node id, title or class type (repeatable)")
     run.add_argument("--output", help="write the video here (the preview pictures go beside it)")
     run.add_argument("--input-dir", default=".", help="folder of the image and audio files the workflow names")
+    run.add_argument("--models-dir", default="", help="a ComfyUI-style models folder (diffusion_models, vae, ...) "
+                     "where the model file names are looked up")
     run.add_argument("--output-dir", default="output", help="folder for outputs when --output is not given")
     demo = commands.add_parser("demo", help="the two-speaker workflow on tiny random weights (no downloads)")
     demo.add_argument("--output", default="multitalk_demo.mp4", help="the video to write")
@@ -41,7 +44,7 @@ def _run(args) -> None:
     from .run import read_workflow, run_workflow
 
     context = RunContext(input_dir=args.input_dir, output_dir=args.output_dir, output_video=args.output)
-    saved = run_workflow(read_workflow(args.workflow), args.assignments, context)
+    saved = run_workflow(read_workflow(args.workflow), args.assignments, context, models_dir=args.models_dir)
     for path in saved:
         print(f"output: {path}")
 

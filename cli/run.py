@@ -11,6 +11,7 @@ from typing import Callable, Iterator, Optional
 
 from ..nodes import comfy_bridge
 from .executor import Executor
+from .model_folders import resolve_model_folders
 from .native_nodes import RunContext, stand_in_factories
 from .overrides import apply_overrides
 from .registry import NodeRegistry
@@ -30,10 +31,13 @@ def read_workflow(path: str) -> dict:
 
 
 def run_workflow(prompt: dict, assignments: list[str], context: RunContext,
-                 log: Callable[[str], None] = print) -> list[str]:
-    """Execute `prompt` with the --set `assignments`; returns the files written."""
+                 log: Callable[[str], None] = print, models_dir: str = "") -> list[str]:
+    """Execute `prompt` with the --set `assignments` (model names looked up in `models_dir`,
+    a ComfyUI-style models folder, when given); returns the files written."""
     registry = NodeRegistry(stand_in_factories(context))
     prompt = apply_overrides(prompt, registry, assignments)
+    if models_dir:
+        prompt = resolve_model_folders(prompt, models_dir)
     if context.output_video:
         context.output_video = os.path.abspath(context.output_video)
     executor = Executor(prompt, registry, log)

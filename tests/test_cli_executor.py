@@ -209,3 +209,21 @@ def test_ctrl_c_stops_the_running_step_and_the_run():
             executor.run()
     assert CALLS == ["number 2", "step check: Generation interrupted.", "show 2"]
     assert lines == ["Stopping at the next step (Ctrl-C again to stop at once)..."]
+
+
+def test_models_dir_finds_the_names_of_the_shipped_workflow(tmp_path):
+    from comfyui_multitalk.cli.model_folders import MODEL_FOLDERS, resolve_model_folders
+
+    registry = NodeRegistry()
+    for class_type, name in MODEL_FOLDERS:  # the table names real loader inputs
+        assert registry.spec(class_type).input_spec(name) is not None
+    prompt = load_prompt(json.load(open(shipped_api_workflow("multitalk_two_speakers"))), "two speakers")
+    (tmp_path / "vae").mkdir()
+    (tmp_path / "diffusion_models").mkdir()
+    (tmp_path / "vae" / "wan_2.1_vae.safetensors").write_bytes(b"x")
+    (tmp_path / "diffusion_models" / "multitalk.safetensors").write_bytes(b"x")  # the loader's second folder
+    resolved = resolve_model_folders(prompt, str(tmp_path))
+    assert resolved["14"]["inputs"]["vae"] == str(tmp_path / "vae" / "wan_2.1_vae.safetensors")
+    assert resolved["11"]["inputs"]["audio_weights"] == str(tmp_path / "diffusion_models" / "multitalk.safetensors")
+    assert resolved["11"]["inputs"]["model"] == "wan2.1_i2v_480p_14B_fp16.safetensors"  # not there: left as named
+    assert prompt["14"]["inputs"]["vae"] == "wan_2.1_vae.safetensors"  # a copy
