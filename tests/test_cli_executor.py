@@ -227,3 +227,15 @@ def test_models_dir_finds_the_names_of_the_shipped_workflow(tmp_path):
     assert resolved["11"]["inputs"]["audio_weights"] == str(tmp_path / "diffusion_models" / "multitalk.safetensors")
     assert resolved["11"]["inputs"]["model"] == "wan2.1_i2v_480p_14B_fp16.safetensors"  # not there: left as named
     assert prompt["14"]["inputs"]["vae"] == "wan_2.1_vae.safetensors"  # a copy
+
+
+def test_python_dash_m_entry_point():
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-m", "comfyui_multitalk", "workflows", "--check"], capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 0, done.stdout + done.stderr
+    done = subprocess.run([sys.executable, "-m", "comfyui_multitalk", "run"], capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 2 and "workflow" in done.stderr  # argparse names the missing argument
