@@ -168,4 +168,23 @@ def native_loaders() -> Workflow:
     return Workflow("multitalk_native_loaders", nodes, [Note(note, 0, 1100)])
 
 
-WORKFLOWS = (single_speaker, two_speakers, three_speakers, long_video, native_loaders)
+def train_audio_adapter() -> Workflow:
+    nodes = [*_pack_loaders("multitalk"),
+             Node(20, "MultiTalkPrepareDataset", "Prepare dataset", 2, 60,
+                  {"vae": Out(14), "wav2vec": Out(10), "t5": Out(12), "clip_vision": Out(13),
+                   "clips_folder": "training_clips", "cache_folder": "training_cache"}, "Train"),
+             Node(30, "MultiTalkTrainAudioAdapter", "Train audio adapter", 3, 60,
+                  {"model": Out(11), "cache_folder": Out(20, "cache_folder"), "output_name": "my_multitalk_adapter"},
+                  "Train"),
+             Node(43, "SaveImage", "Loss curve", 4, 60,
+                  {"images": Out(30, "loss_curve"), "filename_prefix": "MultiTalk/training/loss"}, "Output")]
+    note = ("**Train the audio adapter on your clips.** `training_clips/` holds clip.mp4 (+ clip.txt caption, "
+            "+ clip.speaker1.wav ... for several speakers, else the video's own sound), see docs/training.md. The "
+            "clips are encoded once into `training_cache/`; only the audio layers train, the backbone stays "
+            "frozen. The result lands in models/model_patches and loads in MultiTalk Model Loader like "
+            "multitalk.safetensors. Interrupt any time: `resume` continues from the last saved state. "
+            + _models_note("multitalk"))
+    return Workflow("multitalk_train_audio_adapter", nodes, [Note(note, 0, 1100)])
+
+
+WORKFLOWS = (single_speaker, two_speakers, three_speakers, long_video, native_loaders, train_audio_adapter)
