@@ -178,7 +178,8 @@ class MultiTalkAudioEncode:
         )
         picture = draw_timeline(result.activity, result.fps, [t.numpy() for t in result.tracks])
         # Shown on the node in ComfyUI, so turn-taking is checked before any GPU time is spent.
-        ui = {"images": comfy_bridge.save_temp_images(picture, prefix="multitalk_timeline")}
+        ui = {"images": comfy_bridge.save_temp_images(picture, prefix="multitalk_timeline"),
+              **comfy_bridge.notes_ui(result.warnings)}
         return {"ui": ui, "result": (result, result.mixed, result.num_frames, picture)}
 
 

@@ -188,3 +188,12 @@ def model_output_path(folder: str, name: str, extension: str = ".safetensors") -
     if os.path.isabs(name) or folder_paths is None:
         return os.path.abspath(name)
     return os.path.join(folder_paths.get_folder_paths(folder)[0], name)
+
+
+NOTES_UI_KEY = "multitalk_notes"  # read by web/js/multitalk_notes.js, which shows them on the node
+
+
+def notes_ui(notes) -> dict:
+    """UI payload that shows a node's notes (warnings, fallbacks, plan changes) on the node."""
+    notes = [str(n) for n in notes if str(n).strip()]
+    return {NOTES_UI_KEY: notes} if notes else {}

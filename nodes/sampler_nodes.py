@@ -94,17 +94,23 @@ class MultiTalkSampler:
             positive=conditioning_tensor(positive, "positive"), negative=conditioning_tensor(negative, "negative"),
             reference=fit_reference(image, speakers), clip_features=penultimate_features(clip_vision_output),
             audio_features=list(audio.features), masks=speakers.latent_masks())
+        notes = []
         if getattr(model.model, "fresh_audio_layers", False):
-            print("[MultiTalk] The model's audio layers are untrained (fresh_audio_layers): lips will not follow "
-                  "the audio. Load multitalk.safetensors or a trained adapter.")
+            notes.append("The model's audio layers are untrained (fresh_audio_layers): lips will not follow the "
+                         "audio. Load multitalk.safetensors or a trained adapter.")
         dit = model.to_device()
         try:
-            return self._run(dit, vae, inputs, settings, audio, clip_vision, stream_to.strip())
+            outputs, plan_notes = self._run(dit, vae, inputs, settings, audio, clip_vision, stream_to.strip())
         finally:
             model.release()
+        notes += plan_notes
+        for note in notes:
+            print(f"[MultiTalk] {note}")
+        return {"ui": comfy_bridge.notes_ui(notes), "result": outputs}
 
     @staticmethod
-    def _run(dit, vae, inputs, settings, audio, clip_vision, stream_to):
+    def _run(dit, vae, inputs, settings, audio, clip_vision, stream_to) -> tuple[tuple, list[str]]:
+        """(the node's outputs, the plan's notes)."""
         hooks = Hooks(check_interrupt=comfy_bridge.check_interrupt, clip_encoder=clip_encoder_for(clip_vision))
         generator = VideoGenerator(dit, vae, inputs, settings, hooks)
         hooks.progress = comfy_bridge.Progress(generator.total_units, "MultiTalk sampling").update
@@ -113,11 +119,9 @@ class MultiTalkSampler:
         if sink is not None:
             hooks.on_frames = sink.write
         result = generator.run()
-        for note in result.notes:
-            print(f"[MultiTalk] {note}")
         if sink is None:
-            return (result.frames, soundtrack, float(audio.fps), "")
-        return (sink.last_frame, soundtrack, float(audio.fps), sink.close())
+            return (result.frames, soundtrack, float(audio.fps), ""), result.notes
+        return (sink.last_frame, soundtrack, float(audio.fps), sink.close()), result.notes
 
 
 class StreamSink:

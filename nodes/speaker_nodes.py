@@ -5,7 +5,7 @@ import logging
 
 from ..models.speakers import (MAX_TRACKS, OVERLAP_RULES, RESOLUTIONS, build_speaker_layout, parse_boxes,
                                render_preview, resolve_speaker_count)
-from .comfy_bridge import save_temp_images
+from .comfy_bridge import notes_ui, save_temp_images
 
 logger = logging.getLogger("MultiTalk")
 
@@ -79,7 +79,8 @@ class MultiTalkSpeakers:
             logger.warning("MultiTalkSpeakers: %s", note)
         preview = render_preview(layout.image, layout.masks)
         result = (layout, preview, layout.image, layout.width, layout.height, layout.describe())
-        return {"ui": {"images": save_temp_images(preview, "multitalk_speakers")}, "result": result}
+        ui = {"images": save_temp_images(preview, "multitalk_speakers"), **notes_ui(layout.notes)}
+        return {"ui": ui, "result": result}
 
 
 NODE_CLASS_MAPPINGS = {"MultiTalkSpeakers": MultiTalkSpeakers}

@@ -61,7 +61,11 @@ def graph(wav2vec, speakers: int, seconds: float = 0.3):
 
 def test_two_speakers_in_memory(model, tiny_vae, wav2vec):
     inputs, frames = graph(wav2vec, speakers=2)
-    video, audio, fps, path = MultiTalkSampler().sample(model, vae=tiny_vae, **inputs, **SETTINGS)
+    out = MultiTalkSampler().sample(model, vae=tiny_vae, **inputs, **SETTINGS)
+    video, audio, fps, path = out["result"]
+    assert out["ui"]["multitalk_notes"] == [  # shown on the node by web/js/multitalk_notes.js
+        "The audio covers 15 frames, less than one 17-frame window: the audio is mirrored to fill the window "
+        "and the video trimmed back to 15 frames."]
     height, width = inputs["speakers"].height, inputs["speakers"].width
     assert frames == 15 and video.shape == (15, height, width, 3) and fps == 25.0 and path == ""
     assert audio["waveform"].shape[-1] == 15 * 16000 // 25
@@ -71,7 +75,9 @@ def test_two_speakers_in_memory(model, tiny_vae, wav2vec):
 def test_streamed_to_mp4_with_soundtrack(model, tiny_vae, wav2vec, tmp_path):
     inputs, frames = graph(wav2vec, speakers=1, seconds=0.5)
     out = tmp_path / "talk.mp4"
-    video, audio, fps, path = MultiTalkSampler().sample(model, vae=tiny_vae, **inputs, **SETTINGS, stream_to=str(out))
+    result = MultiTalkSampler().sample(model, vae=tiny_vae, **inputs, **SETTINGS, stream_to=str(out))
+    video, audio, fps, path = result["result"]
+    assert "mirrored" in result["ui"]["multitalk_notes"][0]  # 12 frames of audio in a 17-frame window
     count, video_fps, audio_seconds = read_video_frames(path)
     assert path == str(out) and count == frames == 12 and video_fps == 25.0  # one window, trimmed to the audio
     assert audio_seconds == pytest.approx(frames / 25, abs=0.1)
