@@ -125,6 +125,10 @@ def test_every_pack_node_is_registered_without_import_errors(comfyui):
     assert models["audio_weights"] in choices("MultiTalkModelLoader", "audio_weights")
     assert models["wav2vec"] in choices("MultiTalkWav2VecLoader", "model")
     assert models["vae"] in choices("MultiTalkVAELoader", "vae")
+    # The frontend extension (WEB_DIRECTORY) is listed and served to the browser.
+    script = f"/extensions/{PACK_FOLDER}/js/multitalk_notes.js"
+    assert script in requests.get(url + "/extensions", timeout=30).json()
+    assert "MultiTalk.NodeNotes" in requests.get(url + script, timeout=30).text
 
 
 def tiny_settings(models: dict) -> dict:
