@@ -42,9 +42,7 @@ class MultiTalkWav2VecLoader:
     @classmethod
     def INPUT_TYPES(cls):
         comfy_bridge.register_extra_folders()
-        files = comfy_bridge.list_model_files("audio_encoders")
-        tip = "wav2vec2 weights: a file in models/audio_encoders, or a file/folder path outside ComfyUI."
-        model = (files, {"tooltip": tip}) if files else ("STRING", {"default": "", "tooltip": tip})
+        model = comfy_bridge.model_file_input("audio_encoders", "wav2vec2 weights (a file, or a Hugging Face folder)")
         return {
             "required": {
                 "model": model,
