@@ -163,3 +163,20 @@ def test_colour_correction_moves_towards_the_reference():
     gap = lambda x: (x.mean(dim=(1, 2)) - reference.mean(dim=(0, 1))).abs().mean()  # noqa: E731
     assert gap(full) < 0.25 * gap(frames)
     assert torch.allclose(half, 0.5 * frames + 0.5 * full, atol=1e-6)
+
+
+def test_infinitetalk_encodes_the_reference_condition_once(tiny_dit, tiny_vae):
+    calls = []
+
+    class CountingVAE:
+        def encode(self, frames):
+            calls.append(frames.shape[0])
+            return tiny_vae.encode(frames)
+
+        def decode(self, latent):
+            return tiny_vae.decode(latent)
+
+    settings = SamplerSettings(steps=1, mode="infinitetalk", window=9, motion_frames=5, seed=2)
+    result = VideoGenerator(tiny_dit, CountingVAE(), inputs(17), settings).run()
+    assert len(result.plan.windows) == 3
+    assert calls == [9, 5, 5]  # the reference + grey window once, then each window's 5 motion frames

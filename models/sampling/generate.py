@@ -99,6 +99,7 @@ class VideoGenerator:
         self.audio = [mirror_extend(f, needed) for f in inputs.audio_features]
         self.device = next(model.parameters()).device
         self.generator = torch.Generator().manual_seed(int(settings.seed))
+        self._reference_condition: Optional[tuple[torch.Tensor, torch.Tensor]] = None
 
     @property
     def total_units(self) -> int:
@@ -122,9 +123,13 @@ class VideoGenerator:
     def _window(self, window: Window, previous: Optional[torch.Tensor]) -> torch.Tensor:
         settings, reference = self.settings, self.inputs.reference
         chained = settings.mode == "multitalk" and previous is not None
-        known = previous if chained else reference[None]
-        y, known_latent = window_condition(self.vae, known, settings.window)
-        clip = self._clip(known[-1:]) if chained else self.inputs.clip_features
+        if chained:
+            y, known_latent = window_condition(self.vae, previous, settings.window)
+        else:  # the reference alone: the same for every re-anchored window, so encoded once
+            if self._reference_condition is None:
+                self._reference_condition = window_condition(self.vae, reference[None], settings.window)
+            y, known_latent = self._reference_condition
+        clip = self._clip(previous[-1:]) if chained else self.inputs.clip_features
         motion, renoise = None, False
         if chained:
             motion, renoise = known_latent, True
