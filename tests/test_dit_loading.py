@@ -45,6 +45,12 @@ def reference(weights, inputs):
     return run(load_dit(weights, dtype="fp32", **HEADS), inputs)
 
 
+def same(out, expected):
+    """Equal up to kernel rounding: memory-mapped tensors sit at other alignments than fresh ones,
+    and CPU matmul kernels round differently by alignment (an ulp, never more)."""
+    return (out - expected).abs().max().item() <= 1e-6
+
+
 def _split(weights):
     base = {k: v for k, v in weights.items() if not is_audio_key(k)}
     audio = {k: v for k, v in weights.items() if is_audio_key(k)}
@@ -67,13 +73,13 @@ def _shard(weights, folder, shards=3):
 def test_single_safetensors_file(weights, inputs, reference, tmp_path):
     path = tmp_path / "model.safetensors"
     save_file(weights, str(path))
-    assert torch.equal(run(load_dit(str(path), **HEADS), inputs), reference)
+    assert same(run(load_dit(str(path), **HEADS), inputs), reference)
 
 
 def test_torch_pickle_file(weights, inputs, reference, tmp_path):
     path = tmp_path / "model.pth"
     torch.save(weights, path)
-    assert torch.equal(run(load_dit(path, **HEADS), inputs), reference)
+    assert same(run(load_dit(path, **HEADS), inputs), reference)
 
 
 @pytest.mark.parametrize("how", ["index", "folder", "shard_list"])
@@ -81,7 +87,7 @@ def test_sharded_checkpoint(weights, inputs, reference, tmp_path, how):
     index = _shard(weights, tmp_path)
     source = {"index": index, "folder": tmp_path,
               "shard_list": sorted(str(p) for p in tmp_path.glob("*.safetensors"))}[how]
-    assert torch.equal(run(load_dit(source, **HEADS), inputs), reference)
+    assert same(run(load_dit(source, **HEADS), inputs), reference)
 
 
 def test_sharded_base_plus_audio_file(weights, inputs, reference, tmp_path):
@@ -90,14 +96,14 @@ def test_sharded_base_plus_audio_file(weights, inputs, reference, tmp_path):
     index = _shard(base, tmp_path / "base")
     save_file(audio, str(tmp_path / "multitalk.safetensors"))
     model = load_dit([index, tmp_path / "multitalk.safetensors"], **HEADS)
-    assert torch.equal(run(model, inputs), reference)
+    assert same(run(model, inputs), reference)
 
 
 @pytest.mark.parametrize("prefix", ["model.diffusion_model.", "diffusion_model."])
 def test_comfyui_prefixed_files(weights, inputs, reference, tmp_path, prefix):
     path = tmp_path / "saved_from_comfyui.safetensors"
     save_file({prefix + k: v for k, v in weights.items()}, str(path))
-    assert torch.equal(run(load_dit(path, **HEADS), inputs), reference)
+    assert same(run(load_dit(path, **HEADS), inputs), reference)
 
 
 def test_audio_file_overrides_audio_layers_of_base(weights, inputs, reference, tmp_path):
@@ -106,7 +112,7 @@ def test_audio_file_overrides_audio_layers_of_base(weights, inputs, reference, t
     save_file({**base, **stale}, str(tmp_path / "base.safetensors"))
     save_file(audio, str(tmp_path / "infinitetalk.safetensors"))
     model = load_dit([tmp_path / "base.safetensors", tmp_path / "infinitetalk.safetensors"], **HEADS)
-    assert torch.equal(run(model, inputs), reference)
+    assert same(run(model, inputs), reference)
 
 
 @pytest.mark.parametrize("dtype,tolerance", [(torch.float16, 2e-2), (torch.bfloat16, 1e-1)])
