@@ -43,12 +43,29 @@ def _golden(golden_dir):
 
 
 def test_golden_single_file(golden_dir):
+    """A single file has no preprocessor config: it computes what chinese-wav2vec2-base's folder
+    computes (`do_normalize: false`), the official features without input normalisation."""
     _, case = _golden(golden_dir)
     encoder = load_wav2vec(str(golden_dir / "wav2vec_tiny_weights.safetensors"), num_attention_heads=2)
     assert encoder.model.config._attn_implementation == "sdpa"
     features = encode_track(encoder, case["speech"].numpy(), int(len(case["speech"]) / 16000 * 25))
-    assert features.shape == case["embedding"].shape == (32, 3, 32)
-    assert (features - case["embedding"]).abs().max().item() <= 2e-5
+    assert features.shape == case["embedding_raw"].shape == (32, 3, 32)
+    assert (features - case["embedding_raw"]).abs().max().item() <= 2e-5
+
+
+@pytest.mark.parametrize("preprocessor", [{"do_normalize": False, "sampling_rate": 16000}, None],
+                         ids=["released_config", "no_preprocessor_config"])
+def test_golden_folder_without_normalisation(golden_dir, tmp_path, preprocessor):
+    """chinese-wav2vec2-base's folder says do_normalize false; a folder without the file behaves the same."""
+    config, case = _golden(golden_dir)
+    folder = tmp_path / "chinese-wav2vec2-base"
+    folder.mkdir()
+    save_file(load_file(str(golden_dir / "wav2vec_tiny_weights.safetensors")), str(folder / "model.safetensors"))
+    (folder / "config.json").write_text(json.dumps({**config, "model_type": "wav2vec2"}))
+    if preprocessor is not None:
+        (folder / "preprocessor_config.json").write_text(json.dumps(preprocessor))
+    features = encode_track(load_wav2vec(str(folder)), case["speech"].numpy(), 32)
+    assert (features - case["embedding_raw"]).abs().max().item() <= 2e-5
 
 
 def test_golden_hf_folder_old_key_style(golden_dir, tmp_path):

@@ -21,6 +21,10 @@ from ..errors import CheckpointError
 _MODEL_PREFIXES = ("feature_extractor.", "feature_projection.", "encoder.")
 _POS_CONV = "encoder.pos_conv_embed.conv."
 _WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
+# TencentGameMate/chinese-wav2vec2-base (the MultiTalk/InfiniteTalk audio encoder) ships
+# `do_normalize: false`; files without a preprocessor config (ComfyUI's single-file repack)
+# must compute what that folder computes.
+RELEASED_DO_NORMALIZE = False
 
 
 @dataclass
@@ -56,7 +60,7 @@ def load_wav2vec(
     official code's "eager" materialises T x T scores per head); both give the same features.
     """
     path = os.path.expanduser(str(path))
-    config_dict, do_normalize = None, True
+    config_dict, do_normalize = None, RELEASED_DO_NORMALIZE
     if os.path.isdir(path):
         config_dict, do_normalize = _read_folder_configs(path)
         weights_path = _folder_weights(path)
@@ -77,7 +81,10 @@ def load_wav2vec(
 
 
 def _read_folder_configs(folder: str) -> tuple[Optional[dict], bool]:
-    config_dict, do_normalize = None, True
+    """(config.json or None, do_normalize): a preprocessor config decides the input
+    normalisation (Hugging Face's default when it omits the field is True); without one the
+    model is taken for the released chinese-wav2vec2-base, whose config says False."""
+    config_dict, do_normalize = None, RELEASED_DO_NORMALIZE
     config_path = os.path.join(folder, "config.json")
     if os.path.isfile(config_path):
         with open(config_path, encoding="utf-8") as handle:
