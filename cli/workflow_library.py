@@ -147,7 +147,7 @@ def long_video() -> Workflow:
     nodes = [Node(1, "LoadImage", "Reference image", 0, 60, {"image": "portrait.png"}, "Inputs"),
              *_voices(["long_speech.wav"]), *_pack_loaders("infinitetalk"), _audio_encode(1, "parallel"), _speakers(),
              *_prompt_and_clip("A person gives a long talk to the camera, natural expressions and gestures."),
-             _sampler(mode="infinitetalk", color_correction=0.3), *_outputs("long_video")]
+             _sampler(mode="infinitetalk"), *_outputs("long_video")]
     note = ("**Long video (InfiniteTalk).** Any audio length: 81-frame windows, each re-anchored on the reference "
             "image and continuing from the last 9 frames. Frames are held in memory for Create Video (about 7 GB "
             "per minute at 480p); for many minutes set the sampler's stream_to to an .mp4 path. "

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import torch
 
+from ..models.sampling.colour import OFFICIAL_STRENGTH
 from ..models.sampling.generate import GenerationInputs, Hooks, SamplerSettings, VideoGenerator
 from ..models.sampling.plan import DEFAULT_MOTION_FRAMES, MODES
 from ..models.sampling.solvers import SOLVERS
@@ -43,8 +44,10 @@ def _inputs() -> dict:
                 "Frames per window, 4n+1 (the models were trained on 81).")}),
             "motion_frames": ("INT", {"default": 0, "min": 0, "max": 200, **tip(
                 "Frames carried between windows; 0 = the mode's default (multitalk 25, infinitetalk 9).")}),
-            "color_correction": ("FLOAT", {"default": 0.0, "min": 0.0, "max": 1.0, "step": 0.05, **tip(
-                "Pull each window's colours towards the reference image (Lab mean/std), against drift.")}),
+            "color_correction": ("FLOAT", {"default": OFFICIAL_STRENGTH, "min": 0.0, "max": 1.0, "step": 0.05, **tip(
+                "Pull each window's colours towards the reference image (Lab mean/std transfer, exact as the "
+                "official), against colour drift. 1.0 is the official default in every mode (MultiTalk and "
+                "InfiniteTalk command lines); 0 turns it off.")}),
             "max_frames": ("INT", {"default": 0, "min": 0, "max": 100000, **tip(
                 "Cap on the video's frames; 0 = as long as the audio.")}),
             "routing": (list(ROUTING_MODES), {"default": "lrope", **tip(

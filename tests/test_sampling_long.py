@@ -2,8 +2,11 @@
 streaming, progress over windows x steps, interruption, colour correction."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import torch
+from safetensors.torch import load_file
 
 from comfyui_multitalk.models.encoders.vae import normalize_wan_latents
 from comfyui_multitalk.models.errors import GenerationInputError
@@ -163,6 +166,23 @@ def test_colour_correction_moves_towards_the_reference():
     gap = lambda x: (x.mean(dim=(1, 2)) - reference.mean(dim=(0, 1))).abs().mean()  # noqa: E731
     assert gap(full) < 0.25 * gap(frames)
     assert torch.allclose(half, 0.5 * frames + 0.5 * full, atol=1e-6)
+
+
+@pytest.mark.parametrize("strength", [1.0, 0.5])
+def test_colour_correction_matches_the_official_transfer(strength):
+    """tests/data/README.md: the official match_and_blend_colors on a seeded chunk."""
+    case = load_file(str(Path(__file__).parent / "data" / "colour_official_case.safetensors"))
+    to_image = lambda chunk: chunk[0].permute(1, 2, 3, 0).add(1).mul(0.5)  # noqa: E731  [-1,1] BCTHW -> THWC
+    frames = to_image(case["source"]).clamp(0, 1)  # the VAE hands over frames clamped to 0..1
+    reference = case["reference_uint8"].float().div(255).permute(1, 2, 0)
+    expected = to_image(case[f"strength_{strength}"])
+    assert (match_colours(frames, reference, strength) - expected).abs().max().item() <= 1e-4
+
+
+def test_colour_correction_refuses_strengths_outside_0_to_1():
+    frames = torch.rand(1, 8, 8, 3)
+    with pytest.raises(GenerationInputError, match="outside 0..1"):
+        match_colours(frames, frames[0], 1.5)
 
 
 def test_infinitetalk_encodes_the_reference_condition_once(tiny_dit, tiny_vae):
