@@ -1,17 +1,21 @@
 """MultiTalk Sampler: image + per-speaker audio + prompt -> talking video frames of any length."""
 from __future__ import annotations
 
+import logging
+
 import torch
 
 from ..models.sampling.colour import OFFICIAL_STRENGTH
-from ..models.sampling.generate import GenerationInputs, Hooks, SamplerSettings, VideoGenerator
-from ..models.sampling.plan import DEFAULT_MOTION_FRAMES, MODES
+from ..models.sampling.generate import GenerationInputs, Hooks, VideoGenerator
+from ..models.sampling.settings import SamplerSettings, validate_settings
+from ..models.sampling.plan import MODES, default_motion_frames
 from ..models.sampling.solvers import SOLVERS
 from ..models.dit.routing import ROUTING_MODES
 from . import comfy_bridge
 from .sampler_inputs import clip_encoder_for, conditioning_tensor, fit_reference, penultimate_features
 
 CATEGORY = "MultiTalk/sampling"
+logger = logging.getLogger("MultiTalk")
 AUTO_SHIFT = {"480p": 7.0, "720p": 11.0}  # the official command line's shifts
 
 
@@ -91,8 +95,9 @@ class MultiTalkSampler:
         settings = SamplerSettings(
             steps=steps, shift=shift or AUTO_SHIFT.get(speakers.resolution, 7.0), text_scale=text_scale,
             audio_scale=audio_scale, seed=seed, solver=sampler, apg=apg, mode=mode, window=window_frames,
-            motion_frames=motion_frames or DEFAULT_MOTION_FRAMES[mode], colour_strength=color_correction,
+            motion_frames=motion_frames or default_motion_frames(mode), colour_strength=color_correction,
             max_frames=max_frames, routing=routing, batch_guidance=batch_guidance)
+        validate_settings(settings)  # before the model moves to the device
         inputs = GenerationInputs(
             positive=conditioning_tensor(positive, "positive"), negative=conditioning_tensor(negative, "negative"),
             reference=fit_reference(image, speakers), clip_features=penultimate_features(clip_vision_output),
@@ -108,7 +113,7 @@ class MultiTalkSampler:
             model.release()
         notes += plan_notes
         for note in notes:
-            print(f"[MultiTalk] {note}")
+            logger.warning("MultiTalkSampler: %s", note)
         return {"ui": comfy_bridge.notes_ui(notes), "result": outputs}
 
     @staticmethod

@@ -21,27 +21,8 @@ from .conditioning import decode_latent, encode_frames, latent_frames, window_co
 from .guidance import PASS_INPUTS, APGState, combine, guidance_passes
 from .plan import Window, WindowPlan, mirror_extend, plan_windows
 from .schedule import add_noise
+from .settings import SamplerSettings, validate_settings
 from .solvers import make_solver
-
-
-@dataclass
-class SamplerSettings:
-    steps: int = 40
-    shift: float = 7.0  # official CLI: 7 for 480p, 11 for 720p
-    text_scale: float = 5.0
-    audio_scale: float = 4.0
-    seed: int = 0
-    solver: str = "euler"
-    apg: bool = False
-    apg_momentum: float = -0.75
-    apg_norm_threshold: float = 55.0
-    mode: str = "multitalk"  # "single" | "multitalk" | "infinitetalk"
-    window: int = 81
-    motion_frames: int = 25
-    colour_strength: float = 0.0
-    max_frames: int = 0  # 0: as long as the audio
-    routing: str = "lrope"
-    batch_guidance: bool = True  # all guidance passes in one batch (faster, more memory)
 
 
 @dataclass
@@ -90,11 +71,11 @@ class VideoGenerator:
     def __init__(self, model: Any, vae: Any, inputs: GenerationInputs, settings: SamplerSettings,
                  hooks: Optional[Hooks] = None):
         validate_inputs(inputs, settings)
+        validate_settings(settings)
         self.model, self.vae, self.inputs, self.settings = model, vae, inputs, settings
         self.hooks = hooks or Hooks()
         frames = inputs.audio_features[0].shape[0]
         self.plan = plan_windows(frames, settings.window, settings.motion_frames, settings.mode, settings.max_frames)
-        make_solver(settings.solver, settings.steps, settings.shift)  # validates before any heavy work
         needed = self.plan.covered_frames + 2  # +-2 frames of audio context at the end
         self.audio = [mirror_extend(f, needed) for f in inputs.audio_features]
         self.device = next(model.parameters()).device

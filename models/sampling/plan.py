@@ -40,11 +40,22 @@ class WindowPlan:
         return self.windows[-1].start + self.window
 
 
-def validate_window(window: int, motion: int, mode: str) -> None:
+def _check_mode(mode: str) -> None:
     if mode not in MODES:
         raise GenerationInputError(f"Unknown long-video mode '{mode}'; choose one of {', '.join(MODES)}.")
+
+
+def default_motion_frames(mode: str) -> int:
+    """Frames carried between windows when the user leaves it to the mode (0 on the node)."""
+    _check_mode(mode)
+    return DEFAULT_MOTION_FRAMES[mode]
+
+
+def validate_window(window: int, motion: int, mode: str) -> None:
+    _check_mode(mode)
     if window < 5 or (window - 1) % 4:
-        raise GenerationInputError(f"Window length {window} frames is not 4n+1 (e.g. 81, 49, 33).")
+        raise GenerationInputError(f"Window length {window} frames is not 4n+1: set window_frames to 81 (what the models were "
+                                   "trained on) or another 4n+1 such as 49 or 33.")
     if mode != "single" and not 1 <= motion < window:
         raise GenerationInputError(f"motion_frames is {motion} but must be between 1 and the window length "
                                    f"{window} minus one (MultiTalk uses 25, InfiniteTalk 9).")

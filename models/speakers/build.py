@@ -10,8 +10,8 @@ import torch.nn.functional as F
 from ..dit.routing import MAX_SPEAKERS
 from ..errors import SpeakerInputError
 from .detect import Face, body_region, detect_faces, detector_unavailable_reason
-from .geometry import (LATENT_STRIDE, TOKEN_STRIDE, choose_bucket, image_to_uint8, resize_crop_image,
-                       resize_crop_masks, to_grid)
+from .geometry import (LATENT_STRIDE, TOKEN_STRIDE, check_reference_size, choose_bucket, image_to_uint8,
+                       resize_crop_image, resize_crop_masks, to_grid)
 from .layout import SpeakerLayout
 from .regions import Box, box_to_mask, resolve_overlaps, strip_mask
 
@@ -28,6 +28,9 @@ def resolve_speaker_count(requested: int, audio_tracks: Optional[int],
     last_mask: highest connected mask_k input (0 = none); box_lines: lines in the boxes text.
     Without audio or a requested count, the masks/boxes decide; with none of them, 2.
     """
+    if requested < 0:
+        raise SpeakerInputError(f"num_speakers is {requested}: use 0 (take the count from the audio, masks or "
+                                f"boxes) or a count from 1 to {MAX_TRACKS}.")
     if requested and audio_tracks and requested != audio_tracks:
         raise SpeakerInputError(
             f"num_speakers is {requested} but the audio input has {audio_tracks} tracks: set "
@@ -46,7 +49,8 @@ def resolve_speaker_count(requested: int, audio_tracks: Optional[int],
             "per speaker, in track order."
         )
     if not 1 <= count <= MAX_TRACKS:
-        raise SpeakerInputError(f"{count} speakers requested: the pack handles 1 to {MAX_TRACKS}.")
+        raise SpeakerInputError(f"{count} speakers requested: the pack handles 1 to {MAX_TRACKS}; use at "
+                                f"most {MAX_TRACKS} audio tracks, masks or box lines.")
     return count
 
 
@@ -62,7 +66,8 @@ def prepare_user_mask(mask: torch.Tensor, height: int, width: int,
             notes.append(f"Speaker {track}: mask_{track} holds {mask.shape[0]} masks; the first was used.")
         mask = mask[0]
     if mask.dim() != 2:
-        raise SpeakerInputError(f"mask_{track} has shape {tuple(mask.shape)}: expected a MASK [1,H,W].")
+        raise SpeakerInputError(f"mask_{track} has shape {tuple(mask.shape)}: expected a MASK [1,H,W]; connect "
+                                "a MASK output (e.g. Load Image's mask, painted in the mask editor).")
     if float(mask.max()) <= 0:
         raise SpeakerInputError(
             f"mask_{track} is empty (all zero): paint speaker {track}'s region, or disconnect "
@@ -159,11 +164,12 @@ def build_speaker_layout(image: torch.Tensor, num_speakers: int, resolution: str
     detector (RGB uint8 [H,W,3] -> faces, most prominent first); tests pass stand-ins.
     """
     if not 1 <= num_speakers <= MAX_TRACKS:
-        raise SpeakerInputError(f"{num_speakers} speakers requested: the pack handles 1 to {MAX_TRACKS}.")
+        raise SpeakerInputError(f"{num_speakers} speakers requested: the pack handles 1 to {MAX_TRACKS}; set "
+                                f"num_speakers from 1 to {MAX_TRACKS}.")
     size = image_to_uint8(image).shape[:2]  # validates the IMAGE shape
     target = choose_bucket(size[0], size[1], resolution)
+    notes: list[str] = check_reference_size(size[0], size[1], target)
     bucket_image = resize_crop_image(image, target)  # [1,H,W,3]
-    notes: list[str] = []
     if num_speakers == 1:
         if any(m is not None for m in masks[:1]) or any(b is not None for b in boxes[:1]):
             notes.append("One speaker: track 1 drives the whole frame (as the official); "

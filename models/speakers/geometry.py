@@ -47,6 +47,10 @@ RESOLUTIONS = tuple(BUCKETS)
 
 LATENT_STRIDE = 8   # VAE spatial stride
 TOKEN_STRIDE = 16   # VAE stride x patch size 2
+# Below this a picture holds no usable face: blown up to a bucket it is a blur.
+MIN_REFERENCE_SIDE = 64
+# A bucket crop that keeps less of the picture than this gets a note (extreme aspect ratios).
+MIN_KEPT_FRACTION = 0.6
 
 
 def choose_bucket(height: int, width: int, resolution: str = "480p") -> tuple[int, int]:
@@ -56,11 +60,28 @@ def choose_bucket(height: int, width: int, resolution: str = "480p") -> tuple[in
             f"Unknown resolution '{resolution}': choose one of {', '.join(RESOLUTIONS)}."
         )
     if height <= 0 or width <= 0:
-        raise SpeakerInputError(f"The reference image is {width}x{height} pixels: it must not be empty.")
+        raise SpeakerInputError(f"The reference image is {width}x{height} pixels: it must not be empty; "
+                                "connect a picture (Load Image).")
     ratio = height / width
     # min() keeps the first of equal distances, like a stable sort of the table.
     _, size = min(BUCKETS[resolution], key=lambda entry: abs(entry[0] - ratio))
     return size
+
+
+def check_reference_size(height: int, width: int, target: tuple[int, int]) -> list[str]:
+    """Refuse pictures too small to use; notes for crops that throw most of the picture away."""
+    if min(height, width) < MIN_REFERENCE_SIDE:
+        raise SpeakerInputError(
+            f"The reference image is {width}x{height} pixels: give a picture at least {MIN_REFERENCE_SIDE} "
+            f"pixels on each side (ideally about the bucket size, {target[1]}x{target[0]} here)."
+        )
+    resized = resized_size(height, width, target)
+    kept = target[0] * target[1] / (resized[0] * resized[1])
+    if kept >= MIN_KEPT_FRACTION:
+        return []
+    return [f"The {width}x{height} picture is much {'wider' if width * target[0] > height * target[1] else 'taller'} "
+            f"than the nearest bucket ({target[1]}x{target[0]}): the centre crop keeps only {kept:.0%} of it. "
+            "Crop or pad the picture to a closer aspect ratio to keep the people you need."]
 
 
 def resized_size(height: int, width: int, target: tuple[int, int]) -> tuple[int, int]:
@@ -80,9 +101,14 @@ def image_to_uint8(image: torch.Tensor) -> np.ndarray:
         image = image[0]
     if image.dim() != 3 or image.shape[-1] < 3:
         raise SpeakerInputError(
-            f"The reference image has shape {tuple(image.shape)}: expected an IMAGE [1,H,W,3]."
+            f"The reference image has shape {tuple(image.shape)}: expected an IMAGE [1,H,W,3] (an RGB "
+            "picture); connect a Load Image output, or convert a grey/two-channel picture to RGB first."
         )
-    pixels = image[..., :3].detach().float().cpu().clamp(0, 1) * 255.0
+    pixels = image[..., :3].detach().float().cpu()
+    if not bool(torch.isfinite(pixels).all()):
+        raise SpeakerInputError("The reference image holds NaN or infinite values: it was produced by a failed "
+                                "node upstream; load or generate the picture again.")
+    pixels = pixels.clamp(0, 1) * 255.0
     return pixels.round().to(torch.uint8).numpy()
 
 
