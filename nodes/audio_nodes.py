@@ -15,7 +15,7 @@ from ..models.audio import (
     read_audio_file,
 )
 from ..models.dit.routing import MAX_SPEAKERS, ROUTING_MODES
-from ..models.errors import AudioInputError
+from ..models.errors import AudioInputError, CheckpointError
 from . import comfy_bridge
 
 CATEGORY = "MultiTalk/audio"
@@ -62,6 +62,8 @@ class MultiTalkWav2VecLoader:
         }
 
     def load(self, model, precision="fp32", attention_heads=0):
+        if precision not in _DTYPES:
+            raise CheckpointError(f"Unknown wav2vec precision '{precision}': choose one of {', '.join(_DTYPES)}.")
         path = comfy_bridge.resolve_model_path("audio_encoders", model)
         return (load_wav2vec(path, dtype=_DTYPES[precision], num_attention_heads=attention_heads or None),)
 

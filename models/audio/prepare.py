@@ -60,7 +60,8 @@ def to_mono_16k(samples: np.ndarray, sample_rate: int, track: int) -> np.ndarray
         raise AudioInputError(f"Audio track {track} is empty (0 samples): give a clip with sound in it.")
     if not np.isfinite(samples).all():
         raise AudioInputError(
-            f"Audio track {track} contains NaN or infinite samples: the file or node upstream is broken."
+            f"Audio track {track} contains NaN or infinite samples: the file or node upstream is broken; "
+            "load the file again or re-export it."
         )
     mono = samples.mean(axis=0)  # [T]
     if sample_rate != SAMPLE_RATE:

@@ -41,7 +41,7 @@ def _check_choice(value, choices: tuple, what: str) -> None:
 def _check_number(value, name: str, low: float, high: float, hint: str) -> None:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
             or not low <= value <= high:
-        raise GenerationInputError(f"{name} is {value!r}; it must be a number from {low:g} to {high:g} ({hint}).")
+        raise GenerationInputError(f"{name} is {value!r}; set a number from {low:g} to {high:g} ({hint}).")
 
 
 def validate_settings(settings: SamplerSettings) -> None:

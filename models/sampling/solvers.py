@@ -41,9 +41,9 @@ class UniPCFlowSolver:
 
 def make_solver(name: str, steps: int, shift: float):
     if steps < 1:
-        raise GenerationInputError(f"steps is {steps}; it must be at least 1 (the official default is 40).")
+        raise GenerationInputError(f"steps is {steps}; set at least 1 (the official default is 40).")
     if shift <= 0:
-        raise GenerationInputError(f"shift is {shift}; it must be positive (7 for 480p, 11 for 720p).")
+        raise GenerationInputError(f"shift is {shift}; set a positive shift (7 for 480p, 11 for 720p).")
     if name == "euler":
         return EulerFlowSolver(steps, shift)
     if name == "unipc":

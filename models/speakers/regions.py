@@ -66,8 +66,8 @@ def box_to_mask(box: Box, height: int, width: int, track: int) -> tuple[torch.Te
     text = f"({box.x:g}, {box.y:g}, {box.w:g}, {box.h:g})"
     if box.w <= 0 or box.h <= 0:
         raise SpeakerInputError(
-            f"Box of speaker {track} {text} has a width or height <= 0: boxes are "
-            "'x, y, width, height' with a positive width and height."
+            f"Box of speaker {track} {text} has a width or height <= 0: write 'x, y, width, height' "
+            "with a positive width and height."
         )
     x0, y0, x1, y1 = box_to_pixels(box, height, width)
     if x1 <= 0 or y1 <= 0 or x0 >= width or y0 >= height:
