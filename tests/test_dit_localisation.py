@@ -70,3 +70,44 @@ def test_working_memory_is_bounded_for_a_14b_window():
     bound = map_working_bytes(1, heads, per_frame, length)
     assert bound <= 160 * 2**20  # stated bound: two 64 MiB blocks (logits, probabilities) + slack
     assert probe.largest <= bound / 2 + length * 3 * 4  # one block at a time, or the output itself
+
+
+def test_map_carries_no_gradient():
+    g = torch.Generator().manual_seed(0)
+    q = torch.randn(1, 2, 24, 8, generator=g, requires_grad=True)
+    k = torch.randn(1, 2, 24, 8, generator=g, requires_grad=True)
+    masks = torch.zeros(1, 3, 6)
+    masks[0, 0, :2], masks[0, 1, 2:4], masks[0, 2, 4:] = 1, 1, 1
+    assert not reference_attention_map(q, k, masks, 6).requires_grad
+
+
+def test_adapter_gradients_do_not_flow_through_the_speaker_labels(monkeypatch):
+    """As the official model (map under no_grad): a training step's adapter gradients equal those
+    of a run where the map's inputs are cut from the graph by hand."""
+    from comfyui_multitalk.models import load_dit
+    from comfyui_multitalk.models.dit import block
+    from comfyui_multitalk.models.dit.tiny import random_dit_state_dict, tiny_dit_config
+
+    model = load_dit(random_dit_state_dict(tiny_dit_config(), seed=4), num_heads=2, text_len=16)
+    audio_params = {n: p for n, p in model.named_parameters() if "audio" in n or "norm_x" in n}
+    for p in audio_params.values():
+        p.requires_grad_(True)
+    g = torch.Generator().manual_seed(5)
+    masks = torch.zeros(3, 8, 12)
+    masks[0, :, :6], masks[1, :, 6:] = 1, 1
+    args = (torch.randn(1, 16, 3, 8, 12, generator=g), torch.tensor([700.0]), torch.randn(1, 7, 16, generator=g),
+            torch.randn(1, 257, 1280, generator=g), torch.randn(1, 20, 3, 8, 12, generator=g))
+    audio = torch.randn(1, 2, 9, 5, 12, 768, generator=g)
+
+    def gradients():
+        model.zero_grad()
+        model(*args, audio=audio, ref_masks=masks).square().mean().backward()
+        return {n: p.grad.clone() for n, p in audio_params.items()}
+
+    ours = gradients()
+    original = block.reference_attention_map
+    monkeypatch.setattr(block, "reference_attention_map",
+                        lambda q, k, *rest: original(q.detach(), k.detach(), *rest))
+    detached = gradients()
+    for name in ours:
+        assert torch.allclose(ours[name], detached[name], rtol=1e-5, atol=1e-8), name

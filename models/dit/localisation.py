@@ -21,9 +21,12 @@ def heads_for_map(num_heads: int) -> int:
     return num_heads if num_heads < 2 else 2 * (num_heads // 2)
 
 
+@torch.no_grad()
 def reference_attention_map(q: torch.Tensor, k: torch.Tensor, class_masks: torch.Tensor,
                             ref_tokens: int, chunk_elements: int = DEFAULT_CHUNK_ELEMENTS) -> torch.Tensor:
-    """Localisation map [B, C, L] (fp32).
+    """Localisation map [B, C, L] (fp32), carrying no gradient: the official model computes it
+    under no_grad, so training gradients do not flow through the speaker labels it yields (and
+    autograd keeps none of its chunks).
 
     q, k: [B, H, L, D] self-attention queries/keys after RoPE; the first `ref_tokens` keys are
     the reference frame. class_masks: [B or 1, C, ref_tokens], 1 inside each class region.
