@@ -26,7 +26,7 @@ export const ComfyWidgets = {
 """
 DRIVER = """
 import { registered } from "./scripts/app.js";
-await import("./extensions/pack/multitalk_notes.js");
+await import("./extensions/pack/js/multitalk_notes.js");
 const results = {};
 for (const name of ["MultiTalkSampler", "KSampler"]) {
   function NodeType() {}
@@ -53,8 +53,9 @@ def test_notes_widget_on_multitalk_nodes_only(tmp_path, node_binary):
     (tmp_path / "scripts").mkdir()
     (tmp_path / "scripts" / "app.js").write_text(APP_STANDIN)
     (tmp_path / "scripts" / "widgets.js").write_text(WIDGETS_STANDIN)
-    (tmp_path / "extensions" / "pack").mkdir(parents=True)
-    shutil.copy(REPO / "web" / "js" / "multitalk_notes.js", tmp_path / "extensions" / "pack")
+    # ComfyUI serves WEB_DIRECTORY (web/) at /extensions/<pack folder>/, so web/js/x.js is
+    # /extensions/<pack>/js/x.js and its imports resolve from there.
+    shutil.copytree(REPO / "web", tmp_path / "extensions" / "pack")
     (tmp_path / "package.json").write_text('{"type": "module"}')
     (tmp_path / "driver.js").write_text(DRIVER)
     out = subprocess.run([node_binary, "driver.js"], cwd=tmp_path, capture_output=True, text=True, timeout=60)

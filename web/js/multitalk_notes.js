@@ -2,8 +2,8 @@
 // fallbacks, silent tracks) in a read-only text box on the node itself, so notes are seen where
 // the node is rather than only in the server console. The nodes send them as the
 // "multitalk_notes" entry of their UI output (nodes/comfy_bridge.py, notes_ui).
-import { app } from "../../scripts/app.js";
-import { ComfyWidgets } from "../../scripts/widgets.js";
+import { app } from "../../../scripts/app.js";
+import { ComfyWidgets } from "../../../scripts/widgets.js";
 
 const NOTES_KEY = "multitalk_notes";
 const WIDGET_NAME = "notes";
