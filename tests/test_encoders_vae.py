@@ -1,11 +1,16 @@
-"""Wan2.1 VAE: file layouts, ComfyUI's calling convention, streamed decode, latent statistics."""
+"""Wan2.1 VAE against the official WanVAE (golden numbers), ComfyUI's calling convention, streaming.
+
+The golden weights use the release names (Wan2.1_VAE.pth), which ComfyUI's wan_2.1_vae.safetensors
+keeps unchanged. Our VAE, like ComfyUI's, returns raw latents; the official WanVAE returns them
+normalised, so the comparison goes through the pack's (de)normalisation (golden README).
+"""
 from __future__ import annotations
 
 import inspect
 
 import pytest
 import torch
-from safetensors.torch import save_file
+from safetensors.torch import load_file, save_file
 
 from comfyui_multitalk.models.encoders import (
     denormalize_wan_latents,
@@ -19,38 +24,78 @@ from comfyui_multitalk.models.encoders.vae import WAN21_LATENTS_MEAN, WAN21_LATE
 from comfyui_multitalk.models.errors import EncoderInputError
 from comfyui_multitalk.nodes.encoder_nodes import MultiTalkVAELoader
 
+TOL = 2e-5  # the golden README's pass mark
+
 
 @pytest.fixture(scope="module")
-def files(tmp_path_factory):
+def golden(golden_dir, tmp_path_factory):
     root = tmp_path_factory.mktemp("vae")
-    state = tiny.tiny_vae_state(base_dim=8)
-    save_file(tiny.to_original_vae_layout(state), root / "wan_2.1_vae.safetensors")
-    torch.save(tiny.to_original_vae_layout(state), root / "Wan2.1_VAE.pth")
-    save_file(state, root / "diffusers_vae.safetensors")
-    return {"comfy": root / "wan_2.1_vae.safetensors", "pth": root / "Wan2.1_VAE.pth",
-            "diffusers": root / "diffusers_vae.safetensors"}
+    weights = load_file(str(golden_dir / "vae_tiny_weights.safetensors"))  # fp16, release names
+    save_file(weights, root / "wan_2.1_vae.safetensors")  # ComfyUI's file: the same names
+    torch.save(weights, root / "Wan2.1_VAE.pth")
+    return {"weights": weights, "case": load_file(str(golden_dir / "vae_tiny_case.safetensors")),
+            "comfy": str(root / "wan_2.1_vae.safetensors"), "pth": str(root / "Wan2.1_VAE.pth")}
 
 
 @pytest.fixture(scope="module")
-def vae(files):
-    return load_vae(str(files["comfy"]))
+def vae(golden):
+    return load_vae(golden["comfy"])
 
 
-def test_original_layout_is_the_released_structure(files):
+def assert_matches(out: torch.Tensor, expected: torch.Tensor, tol: float = TOL) -> None:
+    assert out.shape == expected.shape
+    diff = (out - expected).abs().max().item()
+    assert diff <= tol, f"max abs difference {diff:.3g} > {tol:.3g}"
+
+
+def as_image(video: torch.Tensor) -> torch.Tensor:
+    """[3, F, H, W] in [-1, 1] -> ComfyUI IMAGE [F, H, W, 3] in [0, 1] (exact on the golden 1/128 grid)."""
+    return video.add(1).mul(0.5).movedim(0, -1)
+
+
+def test_encode_matches_the_official_latent(golden, vae):
+    case = golden["case"]
+    raw = vae.encode(as_image(case["video"]))  # [1, 16, 2, 4, 4], raw like ComfyUI's
+    assert_matches(normalize_wan_latents(raw)[0], case["latent"])
+
+
+def test_decode_matches_the_official_frames(golden, vae):
+    case = golden["case"]
+    raw = denormalize_wan_latents(case["decode_latent"])[None]
+    images = vae.decode(raw)  # [1, F, H, W, 3] in 0..1
+    assert_matches(images[0].movedim(-1, 0).mul(2).sub(1), case["decoded"])
+    streamed = torch.cat(list(vae.decode_video_stream(raw)), dim=2)  # the [-1, 1] frames, 1 then 4
+    assert_matches(streamed[0], case["decoded"])
+
+
+def test_release_and_diffusers_layouts_load_the_same_model(golden, vae, tmp_path):
     from diffusers.loaders.single_file_utils import convert_wan_vae_to_diffusers
 
-    state = tiny.tiny_vae_state(base_dim=8)
-    assert convert_wan_vae_to_diffusers(tiny.to_original_vae_layout(state)).keys() == state.keys()
-    original = tiny.to_original_vae_layout(state)
-    assert {"conv1.weight", "conv2.weight", "decoder.upsamples.3.resample.1.weight",
-            "encoder.downsamples.2.resample.1.weight", "decoder.middle.1.to_qkv.weight"} <= original.keys()
-
-
-def test_layouts_load_to_identical_models(files, vae):
-    pixels = torch.rand(5, 16, 24, 3)
+    save_file(convert_wan_vae_to_diffusers(dict(golden["weights"])), tmp_path / "diffusers_vae.safetensors")
+    pixels = as_image(golden["case"]["video"])
     latent = vae.encode(pixels)
-    for key in ("pth", "diffusers"):
-        assert torch.equal(load_vae(str(files[key])).encode(pixels), latent), key
+    for path in (golden["pth"], str(tmp_path / "diffusers_vae.safetensors")):
+        assert torch.equal(load_vae(path).encode(pixels), latent), path
+
+
+def test_bf16_file_equals_fp32_on_the_rounded_weights(golden, vae, tmp_path):
+    """A bf16 repack (e.g. Wan2_1_VAE_bf16) is upcast: same as the fp32 model on bf16-rounded weights."""
+    bf16 = {k: v.to(torch.bfloat16) for k, v in golden["weights"].items()}
+    save_file(bf16, tmp_path / "vae_bf16.safetensors")
+    save_file({k: v.float() for k, v in bf16.items()}, tmp_path / "vae_rounded_fp32.safetensors")
+    pixels = as_image(golden["case"]["video"])
+    out = load_vae(str(tmp_path / "vae_bf16.safetensors")).encode(pixels)
+    assert_matches(out, load_vae(str(tmp_path / "vae_rounded_fp32.safetensors")).encode(pixels))
+    assert (out - vae.encode(pixels)).abs().max() > 1e-4  # the rounding is real
+
+
+def test_demo_writer_produces_the_release_layout(golden):
+    """tiny.to_original_vae_layout (used for demo files) inverts diffusers' converter on the release keys."""
+    from diffusers.loaders.single_file_utils import convert_wan_vae_to_diffusers
+
+    written = tiny.to_original_vae_layout(convert_wan_vae_to_diffusers(dict(golden["weights"])))
+    assert written.keys() == golden["weights"].keys()
+    assert all(torch.equal(written[k], v) for k, v in golden["weights"].items())
 
 
 def test_encode_decode_shapes_follow_comfyui(vae):
@@ -112,7 +157,7 @@ def test_comfyui_vae_surface(vae):
     assert next(vae.model.parameters()).device == vae.offload_device
 
 
-def test_wrong_files_are_named(tmp_path, files):
+def test_wrong_files_are_named(tmp_path, golden):
     cases = {
         "sd_vae": ({"encoder.down.0.block.0.conv1.weight": torch.zeros(1)}, "Stable Diffusion.*Wan2.1 VAE"),
         "dit": ({"blocks.0.self_attn.q.weight": torch.zeros(1)}, "Wan diffusion model"),
@@ -123,11 +168,11 @@ def test_wrong_files_are_named(tmp_path, files):
         with pytest.raises(EncoderInputError, match=message):
             load_vae(str(tmp_path / f"{name}.safetensors"))
     with pytest.raises(EncoderInputError, match="IMAGE"):
-        load_vae(str(files["comfy"])).encode(torch.rand(16, 16, 3))
+        load_vae(golden["comfy"]).encode(torch.rand(16, 16, 3))
 
 
-def test_loader_node(files):
-    (vae,) = MultiTalkVAELoader().load(str(files["comfy"]), "cpu", "auto")
+def test_loader_node(golden):
+    (vae,) = MultiTalkVAELoader().load(golden["comfy"], "cpu", "auto")
     assert vae.dtype == torch.float32  # auto on the CPU
     assert all("tooltip" in spec[1] for spec in MultiTalkVAELoader.INPUT_TYPES()["required"].values())
     with pytest.raises(ValueError, match="Cannot find"):

@@ -1,17 +1,15 @@
-"""Tiny seeded encoders written in each supported file layout (for tests, benchmarks, demos).
+"""Tiny seeded encoders for benchmarks and demos (real files share every loading path).
 
-Real files and these share every loading path: only sizes differ. Layouts:
-text encoder "comfy" (Hugging Face keys + embedded sentencepiece) / "wan" (original names);
-CLIP vision "hf" (vision_model.*) / "open_clip" (visual.*, with a text tower to ignore);
-VAE "original" (Wan2.1_VAE.pth names) / "diffusers".
+Layouts written: text encoder and CLIP vision in ComfyUI's (Hugging Face) names; the VAE in
+diffusers' names or, through `to_original_vae_layout`, the Wan2.1_VAE.pth names (checked
+against the golden release-layout file in tests/test_encoders_vae.py). Loader correctness is
+proven on the golden files of the official code, not on these.
 """
 from __future__ import annotations
 
 import io
 
 import torch
-
-from .text_encoder import _WAN_BLOCK_NAMES
 
 TINY_CORPUS = (
     "Two people talk in a bright kitchen, one laughs and the other nods.",
@@ -49,18 +47,6 @@ def tiny_text_encoder_state(vocab: int = 128, d_model: int = 32, layers: int = 2
     return {k: v.clone() for k, v in state.items()}
 
 
-def to_wan_t5_layout(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """Hugging Face UMT5 encoder keys -> the original Wan T5 names."""
-    inverse = {hf: wan for wan, hf in _WAN_BLOCK_NAMES.items()}
-    out = {"token_embedding.weight": state["shared.weight"], "norm.weight": state["encoder.final_layer_norm.weight"]}
-    for key, tensor in state.items():
-        if key.startswith("encoder.block."):
-            _, _, layer, rest = key.split(".", 3)
-            name, kind = rest.rsplit(".", 1)
-            out[f"blocks.{layer}.{inverse[name]}.{kind}"] = tensor
-    return out
-
-
 def tiny_clip_state(hidden: int = 32, layers: int = 3, heads: int = 4, patch: int = 14, image: int = 28,
                     intermediate: int = 64, projection: int = 16, seed: int = 0) -> dict[str, torch.Tensor]:
     """Seeded CLIP vision weights in ComfyUI's layout (vision_model.* + visual_projection)."""
@@ -77,33 +63,6 @@ def tiny_clip_state(hidden: int = 32, layers: int = 3, heads: int = 4, patch: in
         if "norm" in key:
             state[key] = state[key] + 0.1 * torch.randn_like(state[key])
     return state
-
-
-def to_open_clip_layout(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """ComfyUI CLIP vision keys -> the original Wan/open_clip names (plus a dummy text tower)."""
-    vm = {k[len("vision_model."):]: v for k, v in state.items() if k.startswith("vision_model.")}
-    out = {
-        "visual.patch_embedding.weight": vm["embeddings.patch_embedding.weight"],
-        "visual.cls_embedding": vm["embeddings.class_embedding"].view(1, 1, -1),
-        "visual.pos_embedding": vm["embeddings.position_embedding.weight"][None],
-        "visual.head": state["visual_projection.weight"].t().contiguous(),
-        "textual.token_embedding.weight": torch.zeros(8, 4),
-        "log_scale": torch.zeros(()),
-    }
-    for ours, theirs in (("pre_layrnorm", "pre_norm"), ("post_layernorm", "post_norm")):
-        for kind in ("weight", "bias"):
-            out[f"visual.{theirs}.{kind}"] = vm[f"{ours}.{kind}"]
-    names = {"layer_norm1": "norm1", "layer_norm2": "norm2", "self_attn.out_proj": "attn.proj",
-             "mlp.fc1": "mlp.0", "mlp.fc2": "mlp.2"}
-    layers = 1 + max(int(k.split(".")[2]) for k in vm if k.startswith("encoder.layers."))
-    for i in range(layers):
-        src = f"encoder.layers.{i}."
-        for kind in ("weight", "bias"):
-            out[f"visual.transformer.{i}.attn.to_qkv.{kind}"] = torch.cat(
-                [vm[f"{src}self_attn.{n}_proj.{kind}"] for n in "qkv"])
-            for hf, wan in names.items():
-                out[f"visual.transformer.{i}.{wan}.{kind}"] = vm[f"{src}{hf}.{kind}"]
-    return out
 
 
 def tiny_vae_state(base_dim: int = 8, seed: int = 0) -> dict[str, torch.Tensor]:
