@@ -145,3 +145,48 @@ def test_real_tiny_vae_and_overlapping_windows(clips, encoders, tmp_path):
     # The causal VAE's first latent frame sees only the first frame, which both encodings share.
     torch.testing.assert_close(window["y"][4:, 0], window["latents"][:, 0])
     assert not torch.allclose(window["y"][4:, 1], window["latents"][:, 1], atol=1e-3)
+
+
+def _write_flash_clip(path, audio_codec: str, audio_delay: float) -> None:
+    """A 25 fps clip (30 frames) whose frame 12 is white and whose sound clicks at that frame's time
+    (0.48 s after the first frame); the sound starts `audio_delay` s after the first frame
+    (negative: before it), as phone and camera files often do."""
+    from fractions import Fraction
+
+    import av
+
+    video_start, audio_start = max(0.0, -audio_delay), max(0.0, audio_delay)
+    rate = 16000
+    with av.open(str(path), "w") as container:
+        video = container.add_stream("libx264", rate=25)
+        video.width, video.height, video.pix_fmt = 32, 32, "yuv420p"
+        audio = container.add_stream(audio_codec, rate=rate, layout="mono")
+        for index in range(30):
+            image = np.full((32, 32, 3), 255 if index == 12 else 0, np.uint8)
+            frame = av.VideoFrame.from_ndarray(image, format="rgb24")
+            frame.pts, frame.time_base = round(video_start * 25) + index, Fraction(1, 25)
+            container.mux(video.encode(frame))
+        container.mux(video.encode(None))
+        sound = np.zeros((1, rate * 2), np.float32)
+        click = round((0.48 - audio_delay) * rate)
+        sound[0, click:click + 3] = 0.8
+        for pos in range(0, sound.shape[1], 1024):
+            frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(sound[:, pos:pos + 1024]), format="fltp",
+                                               layout="mono")
+            frame.sample_rate, frame.pts, frame.time_base = rate, round(audio_start * rate) + pos, Fraction(1, rate)
+            container.mux(audio.encode(frame))
+        container.mux(audio.encode(None))
+
+
+@pytest.mark.parametrize("name, codec, delay", [("late_sound.mp4", "aac", 0.136), ("late_sound.mkv", "aac", 0.136),
+                                                ("late_pictures.mov", "pcm_s16le", -0.2)])
+def test_clip_frames_and_own_sound_share_one_clock(tmp_path, name, codec, delay):
+    """The training reader's frame 12 (the white one) and the clip's own sound (read as the
+    dataset does, then prepared to 16 kHz) meet at 0.48 s: the click is 12 frames in, within 1 ms."""
+    path = tmp_path / name
+    _write_flash_clip(path, codec, delay)
+    brightness = [frame.mean() for frame in frames_at_fps(str(path))]
+    assert len(brightness) == 30 and int(np.argmax(brightness)) == 12
+    voice = prepare_track(*read_audio_file(str(path)), 1)  # mono 16 kHz, loudness-normalised
+    onset = np.flatnonzero(np.abs(voice) > 0.5 * np.abs(voice).max())[0] / 16000
+    assert abs(onset - 12 / 25) < 1e-3

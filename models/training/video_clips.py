@@ -1,5 +1,8 @@
 """Reading training clips with PyAV: frames resampled to 25 fps, bucketed, cut into windows.
 
+Frame times are presentation times (edit lists applied) counted from the first frame, the same
+clock a clip's soundtrack is read on (read_audio_file), so a clip's pictures and sound line up.
+
 Frames are streamed: each decoded frame is resized and cropped to the bucket at once and only
 one window (plus the overlap when windows overlap) is held, so long or 4K clips stay cheap.
 """
@@ -11,13 +14,16 @@ from typing import Iterator, Optional
 import numpy as np
 
 from ..errors import DatasetInputError
+from ..media_timing import frame_seconds, video_stream
 from ..speakers.geometry import crop_offsets, resized_size
 
 TRAIN_FPS = 25.0  # the released models were trained on 25 fps video
 
 
 def _frame_times(path: str) -> Iterator[tuple[float, np.ndarray]]:
-    """(seconds from the first frame, RGB uint8 [H, W, 3]) of every decoded video frame."""
+    """(seconds from the first frame, RGB uint8 [H, W, 3]) of every decoded video frame. The first
+    frame is time 0 of the clip, as it is for the clip's own sound (models/audio/files.py reads a
+    video's soundtrack on the same clock, see models/media_timing.py)."""
     import av
 
     try:
@@ -26,15 +32,16 @@ def _frame_times(path: str) -> Iterator[tuple[float, np.ndarray]]:
         raise DatasetInputError(f"Cannot open the video '{path}': {exc}. Re-encode it (e.g. H.264 mp4) "
                                 "or remove it from the clips folder.") from None
     with container:
-        if not container.streams.video:
+        stream = video_stream(container)
+        if stream is None:
             raise DatasetInputError(f"'{path}' has no video stream: give a video file for each clip.")
-        stream = container.streams.video[0]
         rate = float(stream.average_rate or TRAIN_FPS)
         first: Optional[float] = None
         try:
             for index, frame in enumerate(container.decode(stream)):
-                time = float(frame.time) if frame.time is not None else index / rate
-                first = time if first is None else first
+                time = frame_seconds(frame)
+                time = index / rate if time is None else time
+                first = time if first is None else first  # the clock's origin, as for the clip's sound
                 yield time - first, frame.to_ndarray(format="rgb24")
         except DatasetInputError:
             raise
