@@ -138,3 +138,19 @@ def test_bf16_weights_run_close_to_fp32(golden_dir, cases, variant):
         out = model(**_inputs(cases, "three_ids"))
     assert out.dtype == torch.float32
     assert _diff(out[0], cases[f"{variant}.three_ids.output"]) <= 0.05  # bf16 rounding, outputs ~2 in size
+
+
+@pytest.mark.parametrize("variant", ["af", "legacy"])
+def test_batch_items_keep_their_own_faces_and_audio(models, cases, variant):
+    """Two items with different faces, audio and masks in one batch equal the two separate calls."""
+    first, second = _inputs(cases, "two_ids"), _inputs(cases, "three_ids")
+    second = {**second, "faces": second["faces"][1:], "audio": second["audio"][1:],
+              "face_masks": second["face_masks"][1:], "t": first["t"]}
+    with torch.no_grad():
+        separate = [models[variant](**first)[0], models[variant](**second)[0]]
+        batched = models[variant](
+            x=first["x"].expand(2, -1, -1, -1, -1), t=first["t"].expand(2), context=first["context"] * 2,
+            clip_fea=first["clip_fea"], y=torch.cat([first["y"], second["y"]]),
+            audio=torch.stack([first["audio"], second["audio"]]), faces=torch.stack([first["faces"], second["faces"]]),
+            face_masks=torch.stack([first["face_masks"], second["face_masks"]]))
+    assert _diff(batched[0], separate[0]) <= 1e-5 and _diff(batched[1], separate[1]) <= 1e-5
