@@ -81,13 +81,20 @@ class ImageTextCrossAttention(nn.Module):
         self.norm_q, self.norm_k, self.norm_k_img = (RMSNorm(dim, eps) for _ in range(3))
 
     def forward(self, x: torch.Tensor, ctx: BlockContext) -> torch.Tensor:
+        return self.o(self.attend_text_image(self.query(x), ctx))
+
+    def query(self, x: torch.Tensor) -> torch.Tensor:
+        """[B, L, dim] -> normed queries [B, H, L, D] (shared by every context this block attends)."""
+        return _heads(self.norm_q(self.q(x)), self.num_heads)
+
+    def attend_text_image(self, q: torch.Tensor, ctx: BlockContext) -> torch.Tensor:
+        """Text and CLIP-image attention outputs summed, before `o`: [B, L, dim]."""
         image, text = ctx.context[:, :CLIP_TOKENS], ctx.context[:, CLIP_TOKENS:]
-        q = _heads(self.norm_q(self.q(x)), self.num_heads)
         text_out = ctx.attention(q, _heads(self.norm_k(self.k(text)), self.num_heads),
                                  _heads(self.v(text), self.num_heads))
         image_out = ctx.attention(q, _heads(self.norm_k_img(self.k_img(image)), self.num_heads),
                                   _heads(self.v_img(image), self.num_heads))
-        return self.o(_merge_heads(text_out) + _merge_heads(image_out))
+        return _merge_heads(text_out) + _merge_heads(image_out)
 
 
 class DiTBlock(nn.Module):
@@ -97,13 +104,20 @@ class DiTBlock(nn.Module):
         self.norm1 = FP32LayerNorm(dim, eps)
         self.self_attn = SelfAttention(dim, cfg.num_heads, eps)
         self.norm3 = FP32LayerNorm(dim, eps, elementwise_affine=True) if cfg.cross_attn_norm else nn.Identity()
-        self.cross_attn = ImageTextCrossAttention(dim, cfg.num_heads, eps)
+        self.cross_attn = self._cross_attention(cfg)
         self.norm2 = FP32LayerNorm(dim, eps)
         self.ffn = gelu_tanh_mlp(dim, cfg.ffn_dim, dim)
         self.modulation = nn.Parameter(torch.randn(1, 6, dim) / dim**0.5)
         if cfg.has_audio:
-            self.audio_cross_attn = AudioCrossAttention(dim, cfg.audio_token_dim, cfg.num_heads)
+            self.audio_cross_attn = self._audio_attention(cfg)
             self.norm_x = FP32LayerNorm(dim, eps, elementwise_affine=True) if cfg.norm_input_visual else nn.Identity()
+
+    # Subclasses (other model families on the same backbone) swap these two attentions.
+    def _cross_attention(self, cfg: DiTConfig) -> nn.Module:
+        return ImageTextCrossAttention(cfg.dim, cfg.num_heads, cfg.eps)
+
+    def _audio_attention(self, cfg: DiTConfig) -> nn.Module:
+        return AudioCrossAttention(cfg.dim, cfg.audio_token_dim, cfg.num_heads)
 
     def forward(self, x: torch.Tensor, e: torch.Tensor, ctx: BlockContext) -> torch.Tensor:
         """x [B, L, dim] in the compute dtype; e [B, 6, dim] fp32 time modulation."""
@@ -111,10 +125,15 @@ class DiTBlock(nn.Module):
         shift1, scale1, gate1, shift2, scale2, gate2 = (self.modulation.float() + e).chunk(6, dim=1)
         y, attn_map = self.self_attn((self.norm1(x).float() * (1 + scale1) + shift1).to(dtype), ctx)
         x = (x.float() + y.float() * gate1).to(dtype)
+        x = self._condition(x, ctx, attn_map)
+        y = self.ffn((self.norm2(x).float() * (1 + scale2) + shift2).to(dtype))
+        return (x.float() + y.float() * gate2).to(dtype)
+
+    def _condition(self, x: torch.Tensor, ctx: BlockContext, attn_map: Optional[torch.Tensor]) -> torch.Tensor:
+        """Text + image cross-attention, then MultiTalk's audio cross-attention, as residuals."""
         x = x + self.cross_attn(self.norm3(x), ctx)
         if ctx.audio_tokens is not None:
             frames = ctx.grid[0]
             x = x + self.audio_cross_attn(self.norm_x(x), ctx.audio_tokens, frames, ctx.routing,
                                           attn_map, ctx.attention)
-        y = self.ffn((self.norm2(x).float() * (1 + scale2) + shift2).to(dtype))
-        return (x.float() + y.float() * gate2).to(dtype)
+        return x

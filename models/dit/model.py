@@ -5,7 +5,7 @@ audio files), so files load with strict=True and no renaming.
 """
 from __future__ import annotations
 
-from typing import Optional, Sequence, Union
+from typing import Callable, Optional, Sequence, Union
 
 import torch
 import torch.nn.functional as F
@@ -26,14 +26,16 @@ TextContext = Union[torch.Tensor, Sequence[torch.Tensor]]
 
 
 class MultiTalkDiT(nn.Module):
-    def __init__(self, config: DiTConfig, attention: str = "auto"):
+    def __init__(self, config: DiTConfig, attention: str = "auto",
+                 block_factory: Optional[Callable[[DiTConfig], nn.Module]] = None):
         super().__init__()
         cfg = self.config = config
+        block_factory = block_factory or DiTBlock
         self.patch_embedding = nn.Conv3d(cfg.in_dim, cfg.dim, kernel_size=cfg.patch_size, stride=cfg.patch_size)
         self.text_embedding = gelu_tanh_mlp(cfg.text_dim, cfg.dim, cfg.dim)
         self.time_embedding = nn.Sequential(nn.Linear(cfg.freq_dim, cfg.dim), nn.SiLU(), nn.Linear(cfg.dim, cfg.dim))
         self.time_projection = nn.Sequential(nn.SiLU(), nn.Linear(cfg.dim, 6 * cfg.dim))
-        self.blocks = nn.ModuleList(DiTBlock(cfg) for _ in range(cfg.num_layers))
+        self.blocks = nn.ModuleList(block_factory(cfg) for _ in range(cfg.num_layers))
         self.head = Head(cfg.dim, cfg.out_dim, cfg.patch_size, cfg.eps)
         self.img_emb = ImageProjection(cfg.clip_dim, cfg.dim)
         if cfg.has_audio:
@@ -79,17 +81,21 @@ class MultiTalkDiT(nn.Module):
         batch = x.shape[0]
         dtype = self.compute_dtype
         tokens, grid = self._embed_video(x, self._expand(y, batch, "y"))
-        e = self._time(t, batch, x.device)  # [B, dim] fp32
-        e0 = self._linear_fp32(self.time_projection[1], F.silu(e)).unflatten(1, (6, self.config.dim))
         ctx = BlockContext(grid=grid, rope_cos=None, rope_sin=None, attention=self.attention,
                            context=self._context(context, self._expand(clip_fea, batch, "clip_fea"), dtype),
                            map_chunk_elements=self.map_chunk_elements)
         ctx.rope_cos, ctx.rope_sin = video_rope_table(grid, self.config.head_dim, x.device)
         if audio is not None and self.config.has_audio:
             self._prepare_audio(ctx, self._expand(audio, batch, "audio"), ref_masks, routing, active_speakers)
+        return self._run_blocks(tokens, t, ctx)
+
+    def _run_blocks(self, tokens: torch.Tensor, t: torch.Tensor, ctx: BlockContext) -> torch.Tensor:
+        """Time modulation, every block, the head and unpatchify: tokens [B, L, dim] -> [B, C, T, H, W] fp32."""
+        e = self._time(t, tokens.shape[0], tokens.device)  # [B, dim] fp32
+        e0 = self._linear_fp32(self.time_projection[1], F.silu(e)).unflatten(1, (6, self.config.dim))
         for block in self.blocks:
             tokens = block(tokens, e0, ctx)
-        return self._unpatchify(self.head(tokens, e), grid).float()
+        return self._unpatchify(self.head(tokens, e), ctx.grid).float()
 
     @staticmethod
     def _expand(tensor: torch.Tensor, batch: int, name: str) -> torch.Tensor:

@@ -1,0 +1,130 @@
+"""`load_anytalker`: an AnyTalker checkpoint (released `.pth` or a safetensors conversion) -> AnyTalkerDiT.
+
+The released files hold the whole DiT: `torch.save({"model": state_dict})` with exactly the
+official WanModel keys (FACTS.md §2). The model is built on the meta device and the file's
+tensors are assigned into it strictly, so a 14B checkpoint is never held twice.
+"""
+from __future__ import annotations
+
+import logging
+import os
+from typing import Mapping, Optional, Sequence, Union
+
+import torch
+
+from ..errors import CheckpointError
+from .config import infer_anytalker_config
+from .family import ANYTALKER_FAMILIES, check_combination, describe_family, detect_family
+from .model import AnyTalkerDiT
+
+logger = logging.getLogger(__name__)
+
+Source = Union[str, os.PathLike, Mapping[str, torch.Tensor]]
+DTYPES = {"fp32": torch.float32, "float32": torch.float32, "bf16": torch.bfloat16, "bfloat16": torch.bfloat16,
+          "fp16": torch.float16, "float16": torch.float16}
+_PREFIXES = ("model.diffusion_model.", "diffusion_model.")
+_METADATA_KEYS = {"num_heads": ("anytalker.num_heads", "multitalk.num_heads"),
+                  "text_len": ("anytalker.text_len", "multitalk.text_len")}
+
+
+def read_weights(source: Source) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    """(state dict, safetensors metadata) of one source, unwrapped and without a ComfyUI prefix.
+
+    The one place this package touches files; the lead swaps it for the pack's shared reader."""
+    metadata: dict[str, str] = {}
+    if isinstance(source, Mapping):
+        loaded = source
+    else:
+        path = os.path.expanduser(os.fspath(source))
+        if not os.path.isfile(path):
+            raise CheckpointError(f"AnyTalker checkpoint '{path}' does not exist: give the .pth or .safetensors file.")
+        try:
+            if path.endswith(".safetensors"):
+                from safetensors import safe_open
+
+                with safe_open(path, framework="pt", device="cpu") as handle:
+                    metadata = dict(handle.metadata() or {})
+                    loaded = {key: handle.get_tensor(key) for key in handle.keys()}
+            else:
+                loaded = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+        except Exception as exc:  # torch and safetensors raise many types for broken files
+            raise CheckpointError(f"Cannot read '{path}': {str(exc).splitlines()[0] if str(exc) else exc!r}. "
+                                  "It may be truncated or not a weights file; download it again.") from None
+    for wrapper in ("model", "state_dict"):  # the released .pth is {"model": state_dict}
+        if isinstance(loaded, Mapping) and isinstance(loaded.get(wrapper), Mapping):
+            loaded = loaded[wrapper]
+    if not isinstance(loaded, Mapping) or not all(torch.is_tensor(v) for v in loaded.values()):
+        raise CheckpointError(f"'{_name(source)}' does not hold a state dict of tensors.")
+    state = dict(loaded)
+    for prefix in _PREFIXES:
+        if state and all(k.startswith(prefix) for k in state):
+            state = {k[len(prefix):]: v for k, v in state.items()}
+    return state, metadata
+
+
+def _name(source: Source) -> str:
+    return "<state dict>" if isinstance(source, Mapping) else os.fspath(source)
+
+
+def _dtype(dtype: Union[str, torch.dtype, None], state: Mapping[str, torch.Tensor]) -> torch.dtype:
+    if dtype is None:
+        return state["patch_embedding.weight"].dtype
+    if isinstance(dtype, torch.dtype) and dtype in DTYPES.values():
+        return dtype
+    if isinstance(dtype, str) and dtype in DTYPES:
+        return DTYPES[dtype]
+    raise CheckpointError(f"dtype {dtype!r} is not supported for AnyTalker; choose fp32, bf16 or fp16.")
+
+
+def load_anytalker(source: Union[Source, Sequence[Source]], dtype: Union[str, torch.dtype, None] = None,
+                   device: Union[str, torch.device, None] = None, *, num_heads: Optional[int] = None,
+                   text_len: Optional[int] = None, attention: str = "auto") -> AnyTalkerDiT:
+    """Load an AnyTalker DiT (1.3B `a2v_af` or 14B legacy; the variant is read off the keys).
+
+    Args:
+        source: the checkpoint file (.pth as released, or .safetensors) or a state dict. A list
+            with a second (audio) file is refused: AnyTalker checkpoints carry their own audio layers.
+        dtype: "fp32" | "bf16" | "fp16" (None keeps the file's dtype).
+        device: where the model goes (default CPU).
+        num_heads / text_len: for models off the Wan sizes (tiny tests); else 128-wide heads and 512.
+        attention: attention backend name (see models.dit.attention).
+    """
+    parts = list(source) if isinstance(source, (list, tuple)) else [source]
+    if not parts:
+        raise CheckpointError("No weights given: pass the AnyTalker checkpoint (.pth or .safetensors).")
+    state, metadata = read_weights(parts[0])
+    family = detect_family(state.keys())
+    if len(parts) > 1:
+        extra = [detect_family(read_weights(part)[0].keys()) for part in parts[1:]]
+        check_combination(family, extra[0], _name(parts[0]), _name(parts[1]))
+    if family not in ANYTALKER_FAMILIES:
+        raise CheckpointError(f"'{_name(parts[0])}' is {describe_family(family)}, not an AnyTalker checkpoint: "
+                              "load it with the MultiTalk model loader.")
+    num_heads = num_heads or _stored_int(metadata, "num_heads")
+    config = infer_anytalker_config(state, num_heads=num_heads, text_len=text_len or _stored_int(metadata, "text_len"))
+    compute = _dtype(dtype, state)
+    with torch.device("meta"):
+        model = AnyTalkerDiT(config, attention=attention)
+    _check_keys(model, state, _name(parts[0]))
+    model.load_state_dict({k: v.to(compute) for k, v in state.items()}, strict=True, assign=True)
+    logger.info("Loaded %s (%d layers, width %d) from %s", describe_family(family), config.dit.num_layers,
+                config.dit.dim, _name(parts[0]))
+    return model.to(device or "cpu").eval().requires_grad_(False)
+
+
+def _stored_int(metadata: Mapping[str, str], field: str) -> Optional[int]:
+    for key in _METADATA_KEYS[field]:
+        if key in metadata:
+            return int(metadata[key])
+    return None
+
+
+def _check_keys(model: AnyTalkerDiT, state: Mapping[str, torch.Tensor], name: str) -> None:
+    expected = model.state_dict()
+    missing = sorted(set(expected) - set(state))
+    unexpected = sorted(set(state) - set(expected))
+    wrong = sorted(k for k in set(expected) & set(state) if tuple(expected[k].shape) != tuple(state[k].shape))
+    if missing or unexpected or wrong:
+        raise CheckpointError(
+            f"'{name}' does not match the {model.family} model read from it (missing: {missing[:4]}, unexpected: "
+            f"{unexpected[:4]}, wrong shapes: {wrong[:4]}): the file is partial or from another model version.")
