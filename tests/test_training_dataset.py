@@ -145,3 +145,19 @@ def test_real_tiny_vae_and_overlapping_windows(clips, encoders, tmp_path):
     # The causal VAE's first latent frame sees only the first frame, which both encodings share.
     torch.testing.assert_close(window["y"][4:, 0], window["latents"][:, 0])
     assert not torch.allclose(window["y"][4:, 1], window["latents"][:, 1], atol=1e-3)
+
+
+def test_the_cache_never_replaces_a_clip_file(tmp_path):
+    """A cache folder that is the clips folder, with a manifest listing a clip: refused before any
+    encoding (encoders are never touched), the clip intact."""
+    import json
+
+    from comfyui_multitalk.models.errors import OutputPathError
+    from comfyui_multitalk.models.output_files import run_scope
+
+    video = write_synthetic_clip(str(tmp_path), "talk", seconds=0.4, size=(32, 32))
+    given = {name: (tmp_path / name).read_bytes() for name in os.listdir(tmp_path)}
+    (tmp_path / "manifest.json").write_text(json.dumps({"windows": ["talk.mp4"]}))
+    with run_scope(), pytest.raises(OutputPathError, match=f"The output '{video}' is the file '{video}'"):
+        prepare_dataset(str(tmp_path), str(tmp_path), encoders=None, settings=SETTINGS)
+    assert all((tmp_path / name).read_bytes() == data for name, data in given.items())
