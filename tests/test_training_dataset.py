@@ -190,3 +190,19 @@ def test_clip_frames_and_own_sound_share_one_clock(tmp_path, name, codec, delay)
     voice = prepare_track(*read_audio_file(str(path)), 1)  # mono 16 kHz, loudness-normalised
     onset = np.flatnonzero(np.abs(voice) > 0.5 * np.abs(voice).max())[0] / 16000
     assert abs(onset - 12 / 25) < 1e-3
+
+
+def test_the_cache_never_replaces_a_clip_file(tmp_path):
+    """A cache folder that is the clips folder, with a manifest listing a clip: refused before any
+    encoding (encoders are never touched), the clip intact."""
+    import json
+
+    from comfyui_multitalk.models.errors import OutputPathError
+    from comfyui_multitalk.models.output_files import run_scope
+
+    video = write_synthetic_clip(str(tmp_path), "talk", seconds=0.4, size=(32, 32))
+    given = {name: (tmp_path / name).read_bytes() for name in os.listdir(tmp_path)}
+    (tmp_path / "manifest.json").write_text(json.dumps({"windows": ["talk.mp4"]}))
+    with run_scope(), pytest.raises(OutputPathError, match=f"The output '{video}' is the file '{video}'"):
+        prepare_dataset(str(tmp_path), str(tmp_path), encoders=None, settings=SETTINGS)
+    assert all((tmp_path / name).read_bytes() == data for name, data in given.items())

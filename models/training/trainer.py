@@ -18,8 +18,9 @@ import torch.nn.functional as F
 from ..errors import GenerationInputError
 from .adapter_params import TrainableAdapter, checkpointed_blocks
 from .batches import BatchPlanner, TrainBatch
-from .cache import TrainingCache, check_model_fits
-from .checkpoints import adapter_paths, load_resume_state, save_adapter, save_resume_state, step_path
+from .cache import MANIFEST, TrainingCache, check_model_fits
+from .checkpoints import (adapter_paths, check_adapter_outputs, load_resume_state, save_adapter, save_resume_state,
+                          step_path)
 
 AUTOCAST_CHOICES = ("auto", "bf16", "off")
 
@@ -117,13 +118,16 @@ class AdapterTrainer:
 
     def _run(self, resume: bool) -> TrainResult:
         settings = self.settings
+        resuming = resume and os.path.isfile(self.resume_path)
+        cache_files = [w.path for w in self.cache.windows] + [os.path.join(self.cache.folder, MANIFEST)]
+        check_adapter_outputs(self.adapter_path, resuming, also_reads=cache_files)  # before any step
         generator = torch.Generator().manual_seed(int(settings.seed))
         adapter_context = TrainableAdapter(self.model, settings.fresh_audio_layers)
         with adapter_context as adapter, checkpointed_blocks(self.model, settings.gradient_checkpointing):
             params = [p for _, p in adapter.named_parameters()]
             optimizer = torch.optim.AdamW(params, lr=settings.learning_rate, weight_decay=settings.weight_decay)
             step, losses, notes = 0, [], []
-            if resume and os.path.isfile(self.resume_path):
+            if resuming:
                 step, losses, notes = self._restore(adapter, optimizer, generator)
             start = step
             if start:
