@@ -46,7 +46,7 @@ def save_tiny_dit(folder, config: DiTConfig | None = None, seed: int = 0) -> tup
 
     from safetensors.torch import save_file
 
-    from .checkpoint import is_audio_key
+    from .keys import is_audio_key
 
     config = config or tiny_dit_config()
     state = random_dit_state_dict(config, seed)
