@@ -15,7 +15,8 @@ from comfyui_multitalk.models.weights.gguf import read_gguf
 from comfyui_multitalk.models.weights.gguf_dequant import dequantize
 from comfyui_multitalk.models.weights.gguf_kquants import quantize_k
 from comfyui_multitalk.models.weights.gguf_weight import GGUFWeight
-from comfyui_multitalk.models.weights.gguf_write import write_tiny_gguf
+from comfyui_multitalk.models.dit.tiny import random_dit_state_dict, tiny_dit_config
+from comfyui_multitalk.models.weights.gguf_write import city96_qtype_rule, write_tiny_gguf
 
 # GGML block structs (ggml-common.h): (values per block, bytes per block, byte offsets of f16 fields).
 BLOCKS = {
@@ -123,6 +124,17 @@ def test_round_trip_keeps_quantised_bytes_memory_mapped(tmp_path, monkeypatch):
     assert torch.equal(weights["text_embedding.0.weight"], sd["text_embedding.0.weight"].half())
 
 
+def test_writing_to_read_tensors_never_changes_the_file(tmp_path):
+    path = tmp_path / "users_model.gguf"
+    write_tiny_gguf(_dit_like(), path, _types)
+    before = path.read_bytes()
+    weights = read_gguf(path)
+    weights["blocks.0.self_attn.q.bias"].add_(1.0)  # e.g. a model trained in place after loading
+    weights["blocks.0.self_attn.q.weight"].raw.zero_()
+    del weights
+    assert path.read_bytes() == before
+
+
 def _mapped_from(tensor: torch.Tensor, path) -> bool:
     """True when the tensor's bytes lie in a memory mapping of `path` (Linux /proc/self/maps)."""
     address, real = tensor.data_ptr(), str(path.resolve())
@@ -165,6 +177,25 @@ def test_untagged_file_with_wan_names_is_read(tmp_path):
     write_tiny_gguf(_dit_like(), path, _types, arch=None)
     assert gguf.GGUFReader(path).get_field("general.architecture") is None
     assert set(read_gguf(path)) == set(_dit_like())
+
+
+def test_city96_q4_k_m_rule_gives_the_types_of_the_real_files(tmp_path):
+    # city96's llama.cpp patch for Wan: only 2-D tensors quantised; embeddings, time layers,
+    # img_emb and head never; Q4_K_M puts attention v and ffn.2 in Q6_K; rows that are no multiple
+    # of 256 fall back to F16; convert.py keeps 1-D tensors and modulation in F32.
+    state = random_dit_state_dict(tiny_dit_config(dim=256, num_heads=2), seed=0)
+    path = write_tiny_gguf(state, tmp_path / "wan-Q4_K_M.gguf", city96_qtype_rule("Q4_K_M"))
+    types = {t.name: t.tensor_type.name for t in gguf.GGUFReader(path).tensors}
+    expected = {
+        "blocks.0.self_attn.q.weight": "Q4_K", "blocks.0.self_attn.v.weight": "Q6_K",
+        "blocks.1.cross_attn.v_img.weight": "Q4_K", "blocks.0.ffn.0.weight": "Q4_K", "blocks.0.ffn.2.weight": "Q6_K",
+        "blocks.0.audio_cross_attn.q_linear.weight": "Q4_K", "blocks.0.audio_cross_attn.kv_linear.weight": "F16",
+        "audio_proj.proj1.weight": "Q4_K", "text_embedding.0.weight": "F16", "time_projection.1.weight": "F16",
+        "img_emb.proj.1.weight": "F16", "head.head.weight": "F16", "patch_embedding.weight": "F32",
+        "blocks.0.modulation": "F32", "head.modulation": "F32", "blocks.0.self_attn.q.bias": "F32",
+        "blocks.0.norm3.weight": "F32",
+    }
+    assert {key: types[key] for key in expected} == expected
 
 
 # --- errors -----------------------------------------------------------------------------------

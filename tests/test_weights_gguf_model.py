@@ -166,13 +166,33 @@ def test_gguf_linear_computes_in_the_input_dtype_and_moves_its_bytes(q8_files):
                            "bias": weights["blocks.0.self_attn.q.bias"]}, assign=True)
     x = torch.randn(5, 32, generator=torch.Generator().manual_seed(0)).bfloat16()
     w = weights["blocks.0.self_attn.q.weight"].dequantize()
-    assert torch.equal(layer(x), F.linear(x, w.bfloat16(), weights["blocks.0.self_attn.q.bias"].bfloat16()))
+    out = layer(x)
+    assert out.dtype == torch.bfloat16
+    assert torch.equal(out, F.linear(x, w.bfloat16(), weights["blocks.0.self_attn.q.bias"].bfloat16()))
     layer.to(torch.float16)
     assert layer.weight.dtype == torch.uint8 and layer.qtype == Q.Q8_0  # dtype casts leave the blocks alone
     moved = layer.to("meta")
     assert moved.weight.device.type == "meta" and moved.weight.dtype == torch.uint8
     assert moved.weight.numel() == 32 * 32 // 32 * 34
     assert weights["blocks.0.self_attn.q.weight"].to("meta").raw.device.type == "meta"
+
+
+def test_gguf_linear_takes_float_weights_and_another_gguf_models_state(q8_files):
+    weights = read_gguf(q8_files[0])
+    layer = GGUFLinear(32, 32)
+    layer.load_state_dict({"weight": weights["blocks.0.self_attn.q.weight"], "bias": torch.zeros(32)})
+    twin = GGUFLinear(32, 32)
+    twin.qtype = Q.Q8_0
+    twin.load_state_dict(layer.state_dict())  # raw bytes of the same type
+    x = torch.randn(3, 32, generator=torch.Generator().manual_seed(1))
+    assert torch.equal(twin(x), layer(x))
+    plain = GGUFLinear(32, 32)
+    w16 = torch.randn(32, 32, generator=torch.Generator().manual_seed(2)).half()
+    plain.load_state_dict({"weight": w16, "bias": torch.zeros(32)})
+    assert plain.qtype == Q.F16 and plain.weight.dtype == torch.uint8 and plain.weight.numel() == 32 * 32 * 2
+    assert torch.equal(plain(x), F.linear(x, w16.float()))
+    with pytest.raises(CheckpointError, match="raw bytes that are no F32 weight of shape"):
+        GGUFLinear(32, 32).load_state_dict(layer.state_dict())
 
 
 def test_gguf_weight_for_a_layer_of_another_size_is_refused(q8_files):

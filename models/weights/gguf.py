@@ -15,7 +15,6 @@ from __future__ import annotations
 import logging
 import os
 import re
-import warnings
 from typing import Optional, Union
 
 import numpy as np
@@ -132,9 +131,7 @@ def _logical_shape(reader: GGUFReader, tensor, name: str) -> torch.Size:
 
 
 def _to_torch(tensor, shape: torch.Size, name: str) -> Union[torch.Tensor, GGUFWeight]:
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
-        data = torch.from_numpy(np.asarray(tensor.data))
+    data = torch.from_numpy(np.asarray(tensor.data))  # a view of the copy-on-write mapping
     qtype = GGMLQuantizationType(tensor.tensor_type)
     if qtype in FLOAT_TYPES:
         # BF16 arrives as bytes (numpy has no bfloat16); F32/F16 as values.

@@ -19,6 +19,7 @@ Nibble order in 32-value blocks: byte i holds value i (low nibble) and value i +
 """
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import Callable, Optional, Sequence, Union
 
 import torch
@@ -40,10 +41,15 @@ def _half(blocks: torch.Tensor, start: int) -> torch.Tensor:
     return blocks[:, start:start + 2].contiguous().view(torch.float16).float()
 
 
+@lru_cache(maxsize=64)
+def _shifts(shifts: tuple[int, ...], device: torch.device) -> torch.Tensor:
+    # cached: one small host-to-device copy per device, not one per layer and step
+    return torch.tensor(shifts, dtype=torch.uint8, device=device).view(1, 1, -1, 1)
+
+
 def _fields(packed: torch.Tensor, shifts: Sequence[int], mask: int) -> torch.Tensor:
     """[n, g, w] bytes -> [n, g, len(shifts), w] bit fields (byte >> shift) & mask."""
-    shift = torch.tensor(list(shifts), dtype=torch.uint8, device=packed.device).view(1, 1, -1, 1)
-    return (packed.unsqueeze(2) >> shift) & mask
+    return (packed.unsqueeze(2) >> _shifts(tuple(shifts), packed.device)) & mask
 
 
 def _nibbles32(packed: torch.Tensor) -> torch.Tensor:

@@ -14,7 +14,7 @@ from gguf import GGMLQuantizationType
 from torch import nn
 
 from ..errors import CheckpointError
-from .gguf_dequant import FLOAT_TYPES, dequantize
+from .gguf_dequant import FLOAT_TYPES, dequantize, quantised_nbytes
 from .gguf_weight import GGUFWeight
 
 Q = GGMLQuantizationType
@@ -32,15 +32,18 @@ class GGUFLinear(nn.Module):
         self.weight = nn.Parameter(torch.empty(0, dtype=torch.uint8, device=device), requires_grad=False)
         self.bias = nn.Parameter(torch.empty(out_features, dtype=bias_dtype, device=device)) if bias else None
 
-    def set_weight(self, weight: Union[GGUFWeight, torch.Tensor], name: str = "weight") -> None:
-        """Take a GGUFWeight (or a float tensor, kept as its bytes) of shape [out, in]."""
-        self.weight = nn.Parameter(self._take(weight, name), requires_grad=False)
-
     def _take(self, weight: Union[GGUFWeight, torch.Tensor], name: str) -> torch.Tensor:
-        """Check the weight fits, remember its type, return its raw bytes."""
-        raw, qtype, shape = _raw_parts(weight)
-        if tuple(shape) != (self.out_features, self.in_features):
-            raise CheckpointError(f"'{name}' has shape {tuple(shape)}, but the model's layer is "
+        """Check the weight fits, remember its type, return its raw bytes. A uint8 tensor is raw
+        bytes of this layer's current type (another GGUF model's state dict)."""
+        shape = torch.Size((self.out_features, self.in_features))
+        if not isinstance(weight, GGUFWeight) and weight.dtype == torch.uint8:
+            weight = GGUFWeight(weight, self.qtype, shape) if weight.numel() == _nbytes(self.qtype, shape) else None
+            if weight is None:
+                raise CheckpointError(f"'{name}' holds raw bytes that are no {self.qtype.name} weight of shape "
+                                      f"{tuple(shape)}: load the GGUF file itself instead.")
+        raw, qtype, file_shape = _raw_parts(weight)
+        if file_shape != shape:
+            raise CheckpointError(f"'{name}' has shape {tuple(file_shape)}, but the model's layer is "
                                   f"{self.in_features} -> {self.out_features}: the file does not fit this model.")
         self.qtype = qtype
         return raw
@@ -79,6 +82,10 @@ def _raw_parts(weight: Union[GGUFWeight, torch.Tensor]) -> tuple[torch.Tensor, G
         raise CheckpointError(f"A GGUF layer cannot hold a {weight.dtype} weight; expected GGUF blocks or "
                               "fp32/fp16/bf16 values.")
     return weight.contiguous().reshape(-1).view(torch.uint8), _TYPE_OF_DTYPE[weight.dtype], weight.shape
+
+
+def _nbytes(qtype: GGMLQuantizationType, shape: torch.Size) -> int:
+    return quantised_nbytes(qtype, shape.numel())
 
 
 def gguf_linear_keys(weights: Mapping[str, object]) -> set[str]:
