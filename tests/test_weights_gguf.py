@@ -93,6 +93,7 @@ def _dit_like() -> dict[str, torch.Tensor]:
         "blocks.0.self_attn.q.weight": torch.randn(32, 64, generator=g),        # Q8_0
         "blocks.0.self_attn.q.bias": torch.randn(32, generator=g),              # F32
         "text_embedding.0.weight": torch.randn(32, 16, generator=g),            # F16
+        "img_emb.proj.1.weight": torch.randn(32, 24, generator=g),              # BF16
         "blocks.0.audio_cross_attn.kv_linear.weight": torch.randn(64, 8, generator=g),  # rows of 8: reshaped
     }
 
@@ -100,6 +101,8 @@ def _dit_like() -> dict[str, torch.Tensor]:
 def _types(key, tensor):
     if key == "text_embedding.0.weight":
         return Q.F16
+    if key == "img_emb.proj.1.weight":
+        return Q.BF16
     return Q.Q8_0 if tensor.dim() == 2 else Q.F32
 
 
@@ -122,6 +125,8 @@ def test_round_trip_keeps_quantised_bytes_memory_mapped(tmp_path, monkeypatch):
         assert not isinstance(weights[key], GGUFWeight) and torch.equal(weights[key], sd[key])
     assert weights["text_embedding.0.weight"].dtype == torch.float16
     assert torch.equal(weights["text_embedding.0.weight"], sd["text_embedding.0.weight"].half())
+    assert weights["img_emb.proj.1.weight"].dtype == torch.bfloat16
+    assert torch.equal(weights["img_emb.proj.1.weight"], sd["img_emb.proj.1.weight"].bfloat16())
 
 
 def test_writing_to_read_tensors_never_changes_the_file(tmp_path):
@@ -220,6 +225,22 @@ def test_truncated_file(tmp_path, keep):
     data = path.read_bytes()
     path.write_bytes(data[: int(len(data) * keep)])
     with pytest.raises(CheckpointError, match="wan2.1-i2v-14b-480p-Q4_K_M.gguf.*truncated.*download it again"):
+        read_gguf(path)
+
+
+@pytest.mark.parametrize("recorded,message", [([3, 5], "gives shape \\(3, 5\\).*damaged"),
+                                              (["a", "b"], "should be an array of int32")])
+def test_damaged_original_shape_metadata(tmp_path, recorded, message):
+    path = tmp_path / "wan-damaged.gguf"
+    writer = gguf.GGUFWriter(str(path), arch="wan")
+    writer.add_array("comfy.gguf.orig_shape.blocks.0.ffn.0.weight", recorded)
+    writer.add_tensor("blocks.0.ffn.0.weight", gguf.quants.quantize(np.ones((2, 32), np.float32), Q.Q8_0),
+                      raw_dtype=Q.Q8_0)
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    with pytest.raises(CheckpointError, match="wan-damaged.gguf.*" + message):
         read_gguf(path)
 
 

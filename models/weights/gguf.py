@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 import os
 import re
+from collections import Counter
 from typing import Optional, Union
 
 import numpy as np
@@ -50,10 +51,8 @@ def read_gguf(path: Union[str, os.PathLike]) -> dict[str, Union[torch.Tensor, GG
     _check_types(tensors, name)
     out: dict[str, Union[torch.Tensor, GGUFWeight]] = {}
     for key, tensor in tensors:
-        out[key] = _to_torch(tensor, _logical_shape(reader, tensor, name), name)
-    counts: dict[str, int] = {}
-    for tensor in reader.tensors:
-        counts[tensor.tensor_type.name] = counts.get(tensor.tensor_type.name, 0) + 1
+        out[key] = _to_torch(tensor, _logical_shape(reader, tensor, name))
+    counts = Counter(tensor.tensor_type.name for tensor in reader.tensors)
     log.info("%s: GGUF tensor types %s", name, ", ".join(f"{k} x{v}" for k, v in sorted(counts.items())))
     return out
 
@@ -130,7 +129,7 @@ def _logical_shape(reader: GGUFReader, tensor, name: str) -> torch.Size:
     return orig
 
 
-def _to_torch(tensor, shape: torch.Size, name: str) -> Union[torch.Tensor, GGUFWeight]:
+def _to_torch(tensor, shape: torch.Size) -> Union[torch.Tensor, GGUFWeight]:
     data = torch.from_numpy(np.asarray(tensor.data))  # a view of the copy-on-write mapping
     qtype = GGMLQuantizationType(tensor.tensor_type)
     if qtype in FLOAT_TYPES:
