@@ -31,8 +31,9 @@ class MultiTalkModel:
 
 
 class MultiTalkModelLoader:
-    DESCRIPTION = ("Loads the Wan2.1-I2V-14B diffusion model (single file, fp16/bf16/fp8 incl. scaled fp8, or "
-                   "sharded with its index json) and lays the MultiTalk or InfiniteTalk audio layers over it.")
+    DESCRIPTION = ("Loads the Wan2.1-I2V-14B diffusion model (single file, fp16/bf16/fp8 incl. scaled fp8, a GGUF "
+                   "file (Q8_0, Q6_K, Q5_K_M, Q4_K_M, ...: kept quantised), or sharded with its index json) and lays "
+                   "the MultiTalk or InfiniteTalk audio layers (safetensors or GGUF) over it.")
     CATEGORY = CATEGORY
     FUNCTION = "load"
     RETURN_TYPES = ("MULTITALK_MODEL",)

@@ -10,13 +10,11 @@ import torch.nn.functional as F
 from gguf import GGMLQuantizationType as Q
 
 from comfyui_multitalk.models import load_dit
-from comfyui_multitalk.models.dit.config import infer_dit_config
 from comfyui_multitalk.models.dit.model import MultiTalkDiT
 from comfyui_multitalk.models.dit.tiny import random_dit_state_dict, tiny_dit_config
 from comfyui_multitalk.models.errors import CheckpointError
 from comfyui_multitalk.models.weights.gguf import read_gguf
-from comfyui_multitalk.models.weights.gguf_linear import (GGUFLinear, fit_gguf_tensors, gguf_linear_keys,
-                                                          swap_in_gguf_linears)
+from comfyui_multitalk.models.weights.gguf_linear import GGUFLinear
 from comfyui_multitalk.models.weights.gguf_weight import GGUFWeight
 from comfyui_multitalk.models.weights.gguf_write import write_tiny_gguf
 
@@ -70,13 +68,8 @@ def numpy_dequantised(path) -> dict[str, torch.Tensor]:
 
 
 def gguf_model(weights, num_heads: int) -> MultiTalkDiT:
-    """What load_dit does with a GGUF state dict: meta model, GGUFLinear swap, assign."""
-    config = infer_dit_config(weights, num_heads=num_heads, text_len=TEXT_LEN)
-    with torch.device("meta"):
-        model = MultiTalkDiT(config)
-    swap_in_gguf_linears(model, gguf_linear_keys(weights))
-    model.load_state_dict(fit_gguf_tensors(model, weights, torch.float32), strict=True, assign=True)
-    return model.eval().requires_grad_(False)
+    """The pack's loader on GGUF weights (a read_gguf state dict, or the files), computing in fp32."""
+    return load_dit(weights, dtype="fp32", num_heads=num_heads, text_len=TEXT_LEN)
 
 
 def inputs(seed: int = 3):
@@ -117,8 +110,7 @@ def q8_files(tmp_path_factory):
 def test_gguf_dit_computes_what_the_dequantised_fp32_model_computes(tmp_path, dim, rule, types):
     state = random_dit_state_dict(tiny_dit_config(dim=dim, num_heads=2), seed=1)
     base, audio = write_pair(tmp_path, state, rule)
-    weights = {**read_gguf(base), **read_gguf(audio)}
-    model = gguf_model(weights, num_heads=2)
+    model = gguf_model([base, audio], num_heads=2)  # the files, as users give them
     layers = [m for m in model.modules() if isinstance(m, GGUFLinear)]
     assert {m.qtype.name for m in layers} == types
     assert all(m.weight.dtype == torch.uint8 for m in layers)

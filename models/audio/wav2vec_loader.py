@@ -17,6 +17,7 @@ from typing import Optional
 import torch
 
 from ..errors import CheckpointError
+from ..output_files import note_input
 from ..weights import dequantized, empty_weights, materialize, open_weights
 
 _MODEL_PREFIXES = ("feature_extractor.", "feature_projection.", "encoder.")
@@ -61,6 +62,7 @@ def load_wav2vec(
     official code's "eager" materialises T x T scores per head); both give the same features.
     """
     path = os.path.expanduser(str(path))
+    note_input(path)  # a folder records its config and weights files
     config_dict, do_normalize = None, RELEASED_DO_NORMALIZE
     if os.path.isdir(path):
         config_dict, do_normalize = _read_folder_configs(path)

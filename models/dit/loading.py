@@ -36,7 +36,8 @@ def load_dit(source: Union[Source, Sequence[Source]], dtype: Union[str, torch.dt
         source: a weights file, a sharded checkpoint (index json or its folder), a state dict, or a
             list of these (e.g. [base model, multitalk.safetensors]); later audio files override.
         dtype: compute dtype "fp32" | "bf16" | "fp16" | "fp8_e4m3fn" (fp8 weights, bf16 compute);
-            None keeps the file's dtype (fp8 files stay fp8 and compute in bf16).
+            None keeps the file's dtype (fp8 files stay fp8 and compute in bf16; GGUF files stay
+            quantised and compute in bf16). GGUF blocks always stay quantised in memory.
         device: where the model goes (default CPU).
         num_heads: head count when the width is not a multiple of 128 (tiny test models).
         text_len: text context length the model pads to (512 for the released models).
@@ -63,7 +64,7 @@ def load_dit(source: Union[Source, Sequence[Source]], dtype: Union[str, torch.dt
     kinds = {k: kind for k, kind in kinds.items() if k in slots and weight_kind(slots[k]) == kind}
     generated = {k for k in slots if k.endswith(".scale_weight") and kinds.get(k[:-len("scale_weight")] + "weight")}
     check_keys(set(slots) - generated, set(refs), parts, fresh_audio)
-    model.load_state_dict(read_state(refs, kinds, compute_dtype), strict=not fresh_audio, assign=True)
+    model.load_state_dict(read_state(refs, kinds, compute_dtype, slots), strict=not fresh_audio, assign=True)
     if fresh_audio:
         _initialise_audio_layers(model, compute_dtype)
     model.fresh_audio_layers = fresh_audio
@@ -78,6 +79,8 @@ def _dtypes(metas: Mapping[str, object], requested) -> tuple[torch.dtype, torch.
         requested = DTYPE_NAMES[requested]
     if isinstance(requested, torch.dtype):
         return requested, (torch.bfloat16 if requested.itemsize == 1 else requested)
+    if any(weight_kind(v) == "gguf" for v in metas.values()):
+        return torch.bfloat16, torch.bfloat16  # GGUF blocks dequantise to bf16, as ComfyUI-GGUF computes
     big = [v.dtype for v in metas.values() if isinstance(v, torch.Tensor) and v.dim() >= 2 and v.is_floating_point()]
     if not big:
         return torch.bfloat16, torch.bfloat16
@@ -108,16 +111,28 @@ def layer_kinds(metas: Mapping[str, object], weight_dtype: torch.dtype, fp8_audi
     return kinds
 
 
-def read_state(refs: Mapping[str, tuple[Part, str]], kinds: Mapping[str, str],
-               compute_dtype: torch.dtype) -> dict[str, torch.Tensor]:
+def read_state(refs: Mapping[str, tuple[Part, str]], kinds: Mapping[str, str], compute_dtype: torch.dtype,
+               slots: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """Every tensor as its slot holds it, read one at a time (the source copy is dropped at once)."""
     state = {}
     for key, (part, canonical) in refs.items():
-        if kinds.get(key) == "fp8":
+        kind = kinds.get(key)
+        if kind == "fp8":
             state[key], state[key[:-len("weight")] + "scale_weight"] = _fp8_pair(part, canonical)
+        elif kind == "gguf":
+            state[key] = part.weights[canonical]  # GGUF blocks, kept quantised by GGUFLinear
         else:
-            state[key] = as_dtype(part.weights, canonical, compute_dtype)
+            state[key] = _fit_shape(as_dtype(part.weights, canonical, compute_dtype), slots.get(key))
     return state
+
+
+def _fit_shape(value: torch.Tensor, slot: Optional[torch.Tensor]) -> torch.Tensor:
+    """GGUF files drop leading size-1 dimensions of some tensors (a `modulation` [1, 6, dim] stored
+    as [6, dim]); such a tensor is reshaped to its slot, anything else is left for the key check."""
+    if slot is None or value.shape == slot.shape or value.numel() != slot.numel():
+        return value
+    squeeze = lambda shape: [d for d in shape if d != 1]  # noqa: E731
+    return value.reshape(slot.shape) if squeeze(value.shape) == squeeze(slot.shape) else value
 
 
 def _fp8_pair(part: Part, canonical: str) -> tuple[torch.Tensor, torch.Tensor]:

@@ -1,8 +1,8 @@
 """Quantised weight kinds and the linear layers that hold them in memory.
 
 A kind names how a weight is stored: "dense" (an ordinary float tensor), "fp8" (fp8 + scale,
-held by Fp8Linear) and, once the GGUF reader lands, "gguf" (GGUF blocks, objects with
-`.qtype` and `.dequantize(device, dtype)`). A model built with nn.Linear layers gets the
+held by Fp8Linear) and "gguf" (GGUF blocks, objects with `.qtype` and `.dequantize(device,
+dtype)`, held by GGUFLinear). A model built with nn.Linear layers gets the
 matching layer class swapped in for every linear whose weight is of a quantised kind.
 """
 from __future__ import annotations
@@ -21,14 +21,23 @@ def _fp8_linear(linear: nn.Linear, bias_dtype: torch.dtype) -> nn.Module:
                      bias_dtype=bias_dtype, device=linear.weight.device)
 
 
-# kind -> builder of the layer that holds such weights (GGUF adds its own entry here).
-QUANTISED_LINEARS: dict[str, Callable[[nn.Linear, torch.dtype], nn.Module]] = {"fp8": _fp8_linear}
+def _gguf_linear(linear: nn.Linear, bias_dtype: torch.dtype) -> nn.Module:
+    from .gguf_linear import GGUFLinear  # imports the gguf package only when a GGUF file is loaded
+
+    return GGUFLinear(linear.in_features, linear.out_features, linear.bias is not None,
+                      bias_dtype=bias_dtype, device=linear.weight.device)
+
+
+# kind -> builder of the layer that holds such weights.
+QUANTISED_LINEARS: dict[str, Callable[[nn.Linear, torch.dtype], nn.Module]] = {"fp8": _fp8_linear,
+                                                                              "gguf": _gguf_linear}
 
 
 def weight_kind(value) -> str:
-    """'fp8', 'gguf' or 'dense' for a tensor, a meta tensor or a GGUF weight object."""
+    """'fp8', 'gguf' or 'dense' for a tensor, a meta tensor or a GGUF weight object (a GGUFLinear's
+    slot holds the raw GGUF blocks as uint8, which no float weight is)."""
     if isinstance(value, torch.Tensor):
-        return "fp8" if is_fp8(value) else "dense"
+        return "fp8" if is_fp8(value) else "gguf" if value.dtype == torch.uint8 else "dense"
     if hasattr(value, "qtype") and hasattr(value, "dequantize"):
         return "gguf"
     raise TypeError(f"not a weight: {type(value).__name__}")

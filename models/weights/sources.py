@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Optional, Sequence, Union
 
 from ..errors import CheckpointError, MultiTalkError
+from ..output_files import note_input
 
 SAFETENSORS_SUFFIXES = (".safetensors", ".sft")
 TORCH_SUFFIXES = (".pt", ".pth", ".bin", ".ckpt")
@@ -50,6 +51,7 @@ def check_file(path: Path, error: ErrorType = CheckpointError) -> Path:
         raise error(f"'{path}' is empty (0 bytes): the download or copy did not finish. Download it again.")
     if path.suffix.lower() not in WEIGHT_SUFFIXES:
         raise error(f"'{path}' is not a weights file: expected one of {', '.join(WEIGHT_SUFFIXES)}.")
+    note_input(str(path))  # no writer of this run may replace a model file it reads
     return path
 
 
@@ -57,6 +59,7 @@ def shards_from_index(index: Path, error: ErrorType = CheckpointError) -> list[P
     """The shard files a `*.index.json` lists, all of which must be present."""
     if not index.is_file():
         check_file(index, error)  # names what is wrong: missing, a folder
+    note_input(str(index))
     try:
         weight_map = json.loads(index.read_text(encoding="utf-8"))["weight_map"]
         names = sorted(set(weight_map.values()))
