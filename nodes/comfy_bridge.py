@@ -108,6 +108,16 @@ def default_device() -> torch.device:
     return torch.device("cpu")
 
 
+DEVICE_CHOICES = ("auto", "cpu")
+
+
+def chosen_device(choice: str) -> torch.device:
+    """A loader's device widget: auto = the GPU ComfyUI uses (or the best one here), cpu = the CPU."""
+    if choice not in DEVICE_CHOICES:
+        raise CheckpointError(f"Unknown device '{choice}': choose {' or '.join(DEVICE_CHOICES)}.")
+    return torch.device("cpu") if choice == "cpu" else default_device()
+
+
 def offload_device() -> torch.device:
     mm = _comfy_module("comfy.model_management")
     if mm is not None:

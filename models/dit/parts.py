@@ -66,8 +66,10 @@ def merge_parts(parts: list[Part], require_audio: bool) -> tuple[dict[str, tuple
     metas = {key: part.weights.meta(canonical) for key, (part, canonical) in refs.items()}
     base_names = " + ".join(f"'{p.name}'" for p in base)
     if "patch_embedding.weight" not in metas:
-        raise CheckpointError(f"{base_names} is not a Wan DiT: it looks like {guess_weight_kind(metas)} "
-                              f"(keys: {describe_keys(metas)}).")
+        base_keys = {key: metas[key] for part in base for key in part.keys}
+        raise CheckpointError(f"{base_names} is not a Wan DiT: it looks like {guess_weight_kind(base_keys)} "
+                              f"(keys: {describe_keys(base_keys)}). Choose the Wan2.1-I2V-14B diffusion model "
+                              "(models/diffusion_models) as the model, and load this file with its own loader.")
     problem = base_model_problem(metas, base_names.strip("'"))
     if problem:
         raise CheckpointError(problem)

@@ -48,7 +48,8 @@ def preprocess(image: torch.Tensor, size: int, crop: bool = False) -> torch.Tens
     the centred square, as ComfyUI's CLIPVisionEncode "center" option does.
     """
     if image.ndim != 4 or image.shape[-1] < 3:
-        raise EncoderInputError(f"CLIP vision needs an IMAGE [N, H, W, 3]; got shape {list(image.shape)}.")
+        raise EncoderInputError(f"CLIP vision needs an IMAGE [N, H, W, 3]; got shape {list(image.shape)}. "
+                                 "Connect an RGB picture (e.g. Load Image's IMAGE output).")
     x = image[..., :3].movedim(-1, 1).float()  # [N, 3, H, W]
     if crop:
         h, w = x.shape[-2:]

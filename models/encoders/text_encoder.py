@@ -130,7 +130,8 @@ class WanTextEncoder:
         masked positions receive no attention and the relative bias depends only on offsets.
         """
         if not isinstance(text, str):
-            raise EncoderInputError(f"The prompt must be text, got {type(text).__name__}.")
+            raise EncoderInputError(f"The prompt must be text, got {type(text).__name__}: type the prompt, or "
+                                    "connect a STRING output.")
         ids = torch.tensor([self.tokenizer.ids(text)], dtype=torch.long)  # [1, L]
         if int(ids.max()) >= self.model.config.vocab_size:
             raise EncoderInputError(
