@@ -11,7 +11,7 @@ from gguf import GGMLQuantizationType as Q
 
 from comfyui_multitalk.models import load_dit
 from comfyui_multitalk.models.dit.model import MultiTalkDiT
-from comfyui_multitalk.models.dit.tiny import random_dit_state_dict, tiny_dit_config
+from comfyui_multitalk.models.dit.tiny import random_dit_state_dict, run_tiny_dit, tiny_dit_config, tiny_dit_inputs
 from comfyui_multitalk.models.errors import CheckpointError
 from comfyui_multitalk.models.weights.gguf import read_gguf
 from comfyui_multitalk.models.weights.gguf_linear import GGUFLinear
@@ -73,20 +73,10 @@ def gguf_model(weights, num_heads: int) -> MultiTalkDiT:
 
 
 def inputs(seed: int = 3):
-    g = torch.Generator().manual_seed(seed)
-    masks = torch.zeros(3, 8, 12)
-    masks[0, 1:7, :5], masks[1, :, 7:] = 1, 1
-    masks[2] = (masks[:2].sum(0) == 0).float()
-    return dict(x=torch.randn(1, 16, 3, 8, 12, generator=g), t=torch.tensor([600.0]),
-                context=torch.randn(1, 7, 16, generator=g), clip_fea=torch.randn(1, 257, 1280, generator=g),
-                y=torch.randn(1, 20, 3, 8, 12, generator=g), audio=torch.randn(1, 2, 9, 5, 12, 768, generator=g),
-                ref_masks=masks)
+    return tiny_dit_inputs(seed)
 
 
-def run(model, data):
-    with torch.no_grad():
-        return model(data["x"], data["t"], data["context"], data["clip_fea"], data["y"],
-                     audio=data["audio"], ref_masks=data["ref_masks"])
+run = run_tiny_dit
 
 
 def write_pair(folder, state, rule):

@@ -14,7 +14,7 @@ from torch import nn
 from comfyui_multitalk.models import load_dit
 from comfyui_multitalk.models.audio import load_wav2vec
 from comfyui_multitalk.models.dit.keys import is_audio_key
-from comfyui_multitalk.models.dit.tiny import random_dit_state_dict, tiny_dit_config
+from comfyui_multitalk.models.dit.tiny import random_dit_state_dict, run_tiny_dit, tiny_dit_config, tiny_dit_inputs
 from comfyui_multitalk.models.encoders import load_clip_vision, load_text_encoder, load_vae, tiny
 from comfyui_multitalk.models.errors import CheckpointError, EncoderInputError
 from comfyui_multitalk.models.weights import Fp8Linear
@@ -34,20 +34,10 @@ def weights():
 
 @pytest.fixture(scope="module")
 def inputs():
-    g = torch.Generator().manual_seed(3)
-    masks = torch.zeros(3, 8, 12)
-    masks[0, 1:7, :5], masks[1, :, 7:] = 1, 1
-    masks[2] = (masks[:2].sum(0) == 0).float()
-    return dict(x=torch.randn(1, 16, 3, 8, 12, generator=g), t=torch.tensor([600.0]),
-                context=torch.randn(1, 7, 16, generator=g), clip_fea=torch.randn(1, 257, 1280, generator=g),
-                y=torch.randn(1, 20, 3, 8, 12, generator=g), audio=torch.randn(1, 2, 9, 5, 12, 768, generator=g),
-                ref_masks=masks)
+    return tiny_dit_inputs()
 
 
-def run(model, inputs):
-    with torch.no_grad():
-        return model(inputs["x"], inputs["t"], inputs["context"], inputs["clip_fea"], inputs["y"],
-                     audio=inputs["audio"].to(model.compute_dtype), ref_masks=inputs["ref_masks"])
+run = run_tiny_dit
 
 
 def _is_linear_weight(key, value) -> bool:
