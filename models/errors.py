@@ -34,3 +34,7 @@ class EncoderInputError(MultiTalkError):
 
 class DatasetInputError(MultiTalkError):
     """Training clips or caches that cannot be used."""
+
+
+class DubbingInputError(MultiTalkError):
+    """Source videos, prompt or image timelines, or dubbing masks that cannot be used."""
