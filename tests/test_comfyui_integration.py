@@ -180,7 +180,9 @@ def test_workflow_through_prompt_api(comfyui, tmp_path):
     from comfyui_multitalk.client import load_api_workflow, run_workflow
 
     url, log_path, models = comfyui
-    workflow = load_api_workflow(str(REPO_ROOT / "workflows" / "multitalk_two_speakers_api.json"))
+    from comfyui_multitalk.cli.workflow_files import shipped_api_workflow
+
+    workflow = load_api_workflow(shipped_api_workflow("multitalk_two_speakers"))
     for node in workflow.values():
         node["inputs"].update({k: v for k, v in tiny_settings(models).get(node["class_type"], {}).items()
                                if k in node["inputs"]})
