@@ -16,7 +16,7 @@ from typing import Any, Union
 from .model_sources import models_for_widgets
 from .native_specs import FILE_TYPE, is_widget
 from .registry import NodeRegistry, NodeSpec, input_options
-from .workflow_layout import GROWS_AFTER_RUN, node_size, stack_columns, view
+from .workflow_layout import GROUP_ROOM_AFTER_RUN, GROWS_AFTER_RUN, node_size, stack_columns, view
 
 SEED_INPUTS = ("seed", "noise_seed")  # the frontend adds "control_after_generate" after these
 
@@ -214,7 +214,8 @@ def _groups(workflow: Workflow, ui_nodes: list[dict]) -> list[dict]:
         left = min(u["pos"][0] for u in members) - 20
         top = min(u["pos"][1] for u in members) - 60
         right = max(u["pos"][0] + u["size"][0] for u in members) + 20
-        bottom = max(u["pos"][1] + u["size"][1] for u in members) + 20
+        bottom = max(u["pos"][1] + u["size"][1] + (GROUP_ROOM_AFTER_RUN if u["type"] in GROWS_AFTER_RUN else 0)
+                     for u in members) + 20
         groups.append({"id": k + 1, "title": name, "bounding": [left, top, right - left, bottom - top],
                        "color": GROUP_COLORS[k % len(GROUP_COLORS)], "font_size": 24, "flags": {}})
     return groups

@@ -22,15 +22,17 @@ LEFT, TOP = 40, 90  # the first title bar sits below its group's title
 NODE_WIDTH = 380
 # Height of the pictures the pack's web extension adds on creation (web/js/multitalk_sizes.js;
 # a test keeps both in step).
-WEB_WIDGET_HEIGHTS = {"MultiTalkSpeakers": 340, "MultiTalkAudioEncode": 170}
+WEB_WIDGET_HEIGHTS = {"MultiTalkSpeakers": 340, "MultiTalkAudioEncode": 130}
 WIDE_NODES = {"MultiTalkSpeakers": 440, "MultiTalkAudioEncode": 440}
 # Room for the picture a run shows on the node (ComfyUI's image preview is at least 220 high).
 AFTER_RUN_HEIGHT = {"SaveImage": 240, "PreviewImage": 240}
 GROWS_AFTER_RUN = {"SaveVideo", "PreviewVideo", "MultiTalkSampler", "PreviewAny"}
+GROUP_ROOM_AFTER_RUN = 360  # a group frame reaches this far below such a node (e.g. a 16:9 video player)
 # The first screen: ComfyUI's canvas at this zoom, scrolled so the first column starts at the left.
 VIEW_SCALE = 0.75
 VIEW_OFFSET = (10, 20)
 UPLOAD_PREVIEW_HEIGHT = 240  # the picture under a LoadImage
+AUDIO_PLAYER_HEIGHT = 60  # the player and upload button of a LoadAudio
 
 
 def node_size(spec: NodeSpec, ui_inputs: list, class_type: str) -> list[int]:
@@ -40,6 +42,8 @@ def node_size(spec: NodeSpec, ui_inputs: list, class_type: str) -> list[int]:
     height = 40 + 22 * max(sockets, len(spec.outputs)) + sum(110 if tall else 26 for tall in widgets)
     if input_options(spec.input_spec("image") or ("",)).get("image_upload"):
         height += UPLOAD_PREVIEW_HEIGHT
+    if input_options(spec.input_spec("audio") or ("",)).get("audio_upload"):
+        height += AUDIO_PLAYER_HEIGHT
     height += WEB_WIDGET_HEIGHTS.get(class_type, 0) + AFTER_RUN_HEIGHT.get(class_type, 0)
     return [WIDE_NODES.get(class_type, NODE_WIDTH), height]
 

@@ -248,43 +248,37 @@ def notes_ui(notes) -> dict:
 PROGRESS_EVENT = "multitalk.progress"  # read by web/js/multitalk_progress.js
 
 
+def _server():
+    """ComfyUI's PromptServer instance, or None."""
+    return getattr(getattr(_comfy_module("server"), "PromptServer", None), "instance", None)
+
+
 def executing_node_id() -> Optional[str]:
     """The id of the node ComfyUI is running now (None outside ComfyUI or between nodes)."""
     utils = _comfy_module("comfy_execution.utils")
-    context = utils.get_executing_context() if utils is not None and hasattr(utils, "get_executing_context") else None
-    if context is not None:
-        return str(context.node_id)
-    server = _comfy_module("server")
-    instance = getattr(getattr(server, "PromptServer", None), "instance", None)
-    return getattr(instance, "last_node_id", None)
+    context = utils.get_executing_context() if hasattr(utils, "get_executing_context") else None
+    return str(context.node_id) if context is not None else getattr(_server(), "last_node_id", None)
 
 
 def send_event(event: str, data: dict) -> None:
     """Send a websocket message to the browser that queued the prompt; nothing outside ComfyUI."""
-    server = _comfy_module("server")
-    instance = getattr(getattr(server, "PromptServer", None), "instance", None)
-    if instance is not None:
-        instance.send_sync(event, data, getattr(instance, "client_id", None))
+    if _server() is not None:
+        _server().send_sync(event, data, getattr(_server(), "client_id", None))
 
 
 def latent_previewer() -> Optional[Callable[[torch.Tensor], object]]:
     """Wan 2.1 latent [1, 16, T, h, w] -> ComfyUI's preview of its first frame, by ComfyUI's own
     previewer (its latent-to-RGB factors or TAESD, as the user's preview setting says); None
     outside ComfyUI or when previews are off."""
-    preview = _comfy_module("latent_preview")
-    formats = _comfy_module("comfy.latent_formats")
-    if preview is None or formats is None or not hasattr(formats, "Wan21"):
-        return None
-    previewer = preview.get_previewer(default_device(), formats.Wan21())
-    if previewer is None:
-        return None
-    return lambda latent: previewer.decode_latent_to_preview_image("JPEG", latent)
+    preview, formats = _comfy_module("latent_preview"), _comfy_module("comfy.latent_formats")
+    previewer = preview.get_previewer(default_device(), formats.Wan21()) if preview and hasattr(formats, "Wan21") \
+        else None
+    return (lambda latent: previewer.decode_latent_to_preview_image("JPEG", latent)) if previewer else None
 
 
 def register_routes(add: Callable[[object], None]) -> bool:
     """Let `add(routes)` put the pack's HTTP routes on ComfyUI's server (once); False outside ComfyUI."""
-    server = _comfy_module("server")
-    instance = getattr(getattr(server, "PromptServer", None), "instance", None)
+    instance = _server()
     if instance is None or getattr(instance, "_multitalk_routes", False):
         return False
     add(instance.routes)

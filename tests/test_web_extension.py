@@ -142,4 +142,4 @@ def test_timeline_cursor_follows_the_picture_the_node_draws(tmp_path):
     assert report["left"].startswith(f"calc({100 * report['at'] / geometry['image_width']:.3f}%")
     assert report["image"] == "/api/view?filename=t.png&subfolder=&type=temp"
     assert report["sound"] == "/api/view?filename=s.wav&subfolder=&type=temp" and report["play"] is False
-    assert report["widget"] == ["multitalk_timeline", False, 170, False]
+    assert report["widget"] == ["multitalk_timeline", False, 130, False]

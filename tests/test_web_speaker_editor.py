@@ -85,7 +85,7 @@ def test_editor_requests_the_layout_of_what_feeds_the_node(tmp_path, layout):
     assert report["body"] == {"image": "ref.png", "masks": ["sub/painted.png [input]", None, None, None],
                               "boxes": "", "num_speakers": 0, "resolution": "240p", "overlap": "nearest_center",
                               "tracks": 2}
-    assert report["picture"] == "/api/view?filename=ref.png&subfolder=&type=input"
+    assert report["picture"] == "/api/view?filename=ref.png&subfolder=&type=input&channel=rgb"
     assert report["widget"] == ["multitalk_speaker_editor", False, 340]
     assert report["chips"] == ["1", "2", "◀", "▶", "Auto", "⟳"]
     assert report["status"].startswith("1: mask 10, 10, 141, 181 · 2: strip")

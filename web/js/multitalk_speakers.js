@@ -35,7 +35,8 @@ export async function fetchLayout(body) {
 export function attachEditor(node) {
   const editor = new SpeakerEditor(HEIGHT, {
     fetchLayout,
-    pictureURL: (value) => api.apiURL(`/view?${new URLSearchParams(viewParams(value))}`),
+    // channel=rgb: the picture as the model sees it (a painted mask makes pixels transparent)
+    pictureURL: (value) => api.apiURL(`/view?${new URLSearchParams({ ...viewParams(value), channel: "rgb" })}`),
     readBody: () => requestBody(node),
     writeBoxes: (text) => setBoxes(node, text),
     swapMasks: (i, j) => swapMasks(node, i, j),

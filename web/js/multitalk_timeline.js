@@ -46,7 +46,7 @@ export class TimelineView {
       "Run the workflow (or just this node) to see and hear who speaks when.");
     this.picture.append(this.image, this.cursor);
     this.frame.append(this.picture, this.hint);
-    this.play = el("button", { width: "70px" }, "▶ Play");
+    this.play = el("button", { minWidth: "84px", whiteSpace: "nowrap" }, "▶ Play");
     this.time = el("span", { opacity: "0.8" });
     this.notes = el("div", { flex: "1", overflow: "auto", maxHeight: "32px", fontSize: "11px", color: "#e9c46a" });
     const controls = el("div", { display: "flex", gap: "8px", alignItems: "center" });
