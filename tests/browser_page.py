@@ -122,9 +122,10 @@ class Page:
                 "window.app.canvas.setDirty(true, true);", scale, list(offset))
         time.sleep(1)
 
-    def focus(self, node_id: int, scale: float = 1.0) -> None:
+    def focus(self, node_id: int, scale: float = 1.0, down: int = 0) -> None:
+        """The node at the top left of the canvas (`down` canvas pixels further into it)."""
         position = self.js("return window.app.graph.getNodeById(arguments[0]).pos", node_id)
-        self.view(scale, (-position[0] + 60, -position[1] + 80))
+        self.view(scale, (-position[0] + 60, -position[1] + 80 - down))
 
     def shot(self, name: str) -> Path:
         path = self.shots / f"{name}.png"

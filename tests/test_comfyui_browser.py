@@ -114,7 +114,7 @@ def test_speaker_editor_shows_detection_and_takes_a_drawn_box(session):
 
     server, page = session
     open_template(page, server.url, "multitalk_three_speakers")
-    page.focus(21)
+    page.focus(21, down=330)  # the editor below the node's widgets
     assert len(editor_speakers(page)) == 3  # placed before anything ran (the pack's server route)
     page.shot("speaker_editor_before")
     canvas = page.js("return window.app.graph.getNodeById(21).multitalkEditor.canvas")

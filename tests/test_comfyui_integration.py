@@ -130,6 +130,36 @@ def test_workflow_through_prompt_api(comfyui, tmp_path):
     assert speakers_ui["multitalk_speaker_preview"][0]["type"] == "temp"
 
 
+# The other templates that make a video, on the tiny models in their own mode. (The native-loaders
+# one needs ComfyUI's own loaders, which cannot read the tiny models; training runs on the
+# command line in tests/test_cli_training.py.)
+OTHER_RUNS = {"multitalk_single_speaker": (1, 1), "multitalk_three_speakers": (1, 3), "multitalk_long_video": (1, 1)}
+
+
+@pytest.mark.parametrize("name", sorted(OTHER_RUNS))
+def test_other_templates_run(comfyui, tmp_path, name):
+    import av
+
+    from comfyui_multitalk.cli.workflow_files import shipped_api_workflow
+    from comfyui_multitalk.client import load_api_workflow, run_workflow
+
+    url, log_path, models = comfyui
+    workflow = load_api_workflow(shipped_api_workflow(name))
+    settings = tiny_settings(models)
+    settings["MultiTalkSampler"].pop("mode")  # each template keeps its own long-video mode
+    for node in workflow.values():
+        node["inputs"].update({k: v for k, v in settings.get(node["class_type"], {}).items() if k in node["inputs"]})
+    pictures, tracks = OTHER_RUNS[name]
+    names = tuple(f"voice{k}.wav" for k in range(tracks))
+    result = run_workflow(url, workflow, images=painted_images(tmp_path)[:pictures],
+                          audios=voices(tmp_path, names, seconds=0.6), output_dir=str(tmp_path / "out"), timeout_s=900)
+    (video,) = [path for path in result.files if path.endswith(".mp4")]
+    with av.open(video) as container:
+        frames = sum(1 for _ in container.decode(video=0))
+    expected = int(0.6 * FPS) * (tracks if workflow["20"]["inputs"]["timeline_mode"] == "sequential" else 1)
+    assert frames == expected, log_path.read_text()[-2000:]
+
+
 def test_server_validation_errors_reach_the_client(comfyui, tmp_path):
     from comfyui_multitalk.client import PromptRejected, run_workflow
 
