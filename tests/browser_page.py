@@ -133,10 +133,12 @@ class Page:
         return path
 
     def pack_errors(self, pack_folder: str) -> list[str]:
-        """Console errors that come from the pack: its served files or its server route."""
+        """Console errors that come from the pack: its served files, its server route, or one of its
+        extensions failing inside the frontend ("Error calling extension 'MultiTalk.X' ...")."""
         self.logs += self.driver.get_log("browser")
-        return [entry["message"] for entry in self.logs if entry["level"] == "SEVERE"
-                and (f"/extensions/{pack_folder}/" in entry["message"] or "/multitalk/" in entry["message"])]
+        marks = (f"/extensions/{pack_folder}/", "/multitalk/", "'MultiTalk.")
+        return [entry["message"] for entry in self.logs
+                if entry["level"] == "SEVERE" and any(mark in entry["message"] for mark in marks)]
 
 
 def overlapping(boxes: list[dict]) -> list[tuple]:
