@@ -39,7 +39,7 @@ class Log:
     """progress + check_interrupt that raise Stop at the first check after `stop_on` shows up."""
 
     def __init__(self, stop_on: str = ""):
-        self.messages, self.stop_on = [], stop_on
+        self.messages, self.stop_on, self.steps = [], stop_on, []
 
     def progress(self, n: int, message: str) -> None:
         self.messages += [message] * n
@@ -51,7 +51,8 @@ class Log:
 
 def run(tiny_dit, tiny_vae, settings, frames=17, clip_encoder=None, stop_on=""):
     log = Log(stop_on)
-    hooks = Hooks(progress=log.progress, check_interrupt=log.check, clip_encoder=clip_encoder)
+    hooks = Hooks(progress=log.progress, check_interrupt=log.check, clip_encoder=clip_encoder,
+                  on_step=lambda latent, window, step: log.steps.append((tuple(latent.shape), window, step)))
     generator = VideoGenerator(tiny_dit, tiny_vae, inputs(frames), settings, hooks)
     return generator, log
 
@@ -72,6 +73,8 @@ def test_progress_counts_steps_vae_chunks_and_clip_exactly(tiny_dit, tiny_vae, m
     assert sum("decoding" in m for m in log.messages) == len(decoder_calls) == 3 * 3  # 3 windows x 3 latents
     assert sum("CLIP" in m for m in log.messages) == units.clip == (2 if mode == "multitalk" else 0)
     assert log.messages[-1] == "window 3/3, decoding"
+    # every step offers the window's denoised estimate (for ComfyUI's latent preview)
+    assert log.steps == [((1, 16, 3, H // 8, W // 8), w, s) for w in range(3) for s in range(2)]
 
 
 @pytest.mark.parametrize("op", ["decoding", "encoding"])
@@ -108,14 +111,6 @@ def test_cancel_is_checked_around_clip_and_between_unbatched_passes(tiny_dit, ti
     with pytest.raises(Stop):
         generator.run()
     assert len(model_calls) == 4  # window 1's three passes and one of window 2's, then Cancel
-
-
-def test_every_step_offers_the_denoised_window(tiny_dit, tiny_vae):
-    settings = SamplerSettings(steps=3, mode="multitalk", window=9, motion_frames=5, seed=2)
-    seen = []
-    hooks = Hooks(on_step=lambda latent, window, step: seen.append((tuple(latent.shape), window, step)))
-    VideoGenerator(tiny_dit, tiny_vae, inputs(13), settings, hooks).run()
-    assert seen == [((1, 16, 3, H // 8, W // 8), w, s) for w in range(2) for s in range(3)]
 
 
 class FakeAudio:
