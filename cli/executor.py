@@ -13,7 +13,7 @@ from .values import WorkflowError, coerce, is_link
 RUNNABLE_HINT = ("The command line runs the MultiTalk nodes and the ComfyUI core nodes LoadImage, LoadImageMask, "
                  "LoadAudio, CreateVideo, SaveVideo, SaveImage and PreviewImage. Replace the others (e.g. a "
                  "VHS_VideoCombine by CreateVideo + SaveVideo, native loaders by the MultiTalk loaders as in "
-                 "multitalk_two_speakers_api.json), or run the workflow in ComfyUI.")
+                 "workflows/api/multitalk_two_speakers_api.json), or run the workflow in ComfyUI.")
 
 
 class NodeFailed(MultiTalkError):

@@ -12,7 +12,7 @@ ISSUES_URL = "https://github.com/comfyui-multitalk/ComfyUI-MultiTalk/issues"
 
 EPILOG = """examples:
   python -m comfyui_multitalk demo
-  python -m comfyui_multitalk run workflows/multitalk_single_speaker_api.json \\
+  python -m comfyui_multitalk run workflows/api/multitalk_single_speaker_api.json \\
       --models-dir ~/ComfyUI/models --input-dir ~/ComfyUI/input \\
       --set "Reference image.image=me.png" --set "Speaker 1 voice.audio=me.wav" --output talk.mp4
 """
@@ -25,7 +25,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--debug", action="store_true", help="show the full traceback when something fails")
     commands = parser.add_subparsers(dest="command", required=True)
     run = commands.add_parser("run", help="run an API-format workflow with the pack's nodes")
-    run.add_argument("workflow", help="API-format workflow JSON (e.g. workflows/multitalk_two_speakers_api.json)")
+    run.add_argument("workflow", help="API-format workflow JSON (e.g. workflows/api/multitalk_two_speakers_api.json)")
     run.add_argument("--set", dest="assignments", action="append", default=[], metavar="NODE.INPUT=VALUE",
                      help="change an input; NODE is a node id, title or class type (repeatable)")
     run.add_argument("--output", help="write the video here (the preview pictures go beside it)")

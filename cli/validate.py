@@ -20,7 +20,7 @@ def load_prompt(data: Any, source: str) -> dict:
         data = data["prompt"]
     if isinstance(data, dict) and "nodes" in data and "links" in data:
         raise WorkflowError(f"{source} is a UI-format workflow (what the browser opens). The command line runs the "
-                            "API format: use the matching *_api.json, or in ComfyUI choose Workflow > Export (API).")
+                            "API format: use the matching workflows/api/*_api.json, or in ComfyUI choose Workflow > Export (API).")
     if not isinstance(data, dict) or not data or not all(isinstance(n, dict) and "class_type" in n
                                                          for n in data.values()):
         raise WorkflowError(f"{source} is not an API-format workflow ({{\"id\": {{\"class_type\": ..., "

@@ -30,26 +30,30 @@ def _dub(name: str, voices: list[str], prompt: str, note: str, **sampler) -> Wor
     nodes = [*_source(split_shots=True), *_voices(voices), *_pack_loaders("infinitetalk"),
              _audio_encode(len(voices), "parallel"), _speakers(), *_prompt_and_clip(prompt),
              _sampler(mode="infinitetalk", source_video=Out(25, "source"), **sampler), *_outputs(name)]
-    return Workflow(f"multitalk_{name}", nodes, [Note(note + _models_note("infinitetalk"), 0, 900)])
+    return Workflow(f"multitalk_{name}", nodes, [Note(note + _models_note("infinitetalk"), 0, 0)])
 
 
 def dubbing() -> Workflow:
     return _dub("dubbing", ["new_voice.wav"], "A person talks to the camera, natural expressions.",
-                "**Dubbing, one speaker.** Put `source.mp4` and `new_voice.wav` in ComfyUI/input. " + DUB_NOTE
+                "**Start here (dubbing, one speaker).**\n1. *Source video*: pick the video to dub.\n2. *Speaker 1 "
+                "voice*: pick the new voice.\n3. Press **Run**.\n\n" + DUB_NOTE
                 + "Shot cuts split the job into independent segments (Source frames: split_shots). ")
 
 
 def dubbing_two_speakers() -> Workflow:
     return _dub("dubbing_two_speakers", ["speaker1.wav", "speaker2.wav"],
                 "Two people sit side by side and talk to each other, natural expressions.",
-                "**Dubbing, two speakers.** `source.mp4` with two people, one new voice each (track 1 = the person "
-                "on the left, placed again on the first frame of every shot; paint masks on a frame for Speakers to "
-                "pin them). " + DUB_NOTE)
+                "**Start here (dubbing, two speakers).**\n1. *Source video*: pick the video of the two people.\n"
+                "2. *Speaker 1 voice* and *Speaker 2 voice*: one new voice each (track 1 = the person on the left, "
+                "placed again on the first frame of every shot; paint masks on a frame for Speakers to pin them).\n"
+                "3. Press **Run**.\n\n" + DUB_NOTE)
 
 
 def dubbing_masked() -> Workflow:
     workflow = _dub("dubbing_masked", ["new_voice.wav"], "A person talks to the camera, natural expressions.",
-                    "**Masked dubbing.** Only the speaker's head is regenerated: every pixel farther than the "
+                    "**Start here (masked dubbing).**\n1. *Source video*: pick the video to dub.\n2. *Speaker 1 "
+                    "voice*: pick the new voice.\n3. Press **Run**.\n\nOnly the speaker's head is regenerated: "
+                    "every pixel farther than the "
                     "feather from the tracked head region (face + margin) stays the source's, so hands, bystanders "
                     "and background are untouched. Jaw and head motion are bounded by the margin. " + DUB_NOTE,
                     dub_mask=Out(26))
@@ -70,10 +74,12 @@ def prompt_timeline() -> Workflow:
              Node(27, "MultiTalkPromptTimeline", "Prompt timeline", 2, 1620, {"timeline": timeline, "t5": Out(12)},
                   "Prompt and image features"),
              _sampler(mode="infinitetalk", prompt_timeline=Out(27, "prompt_timeline")), *_outputs("prompt_timeline")]
-    note = ("**Prompt timeline.** One long talk whose prompt changes at 6.5 s: each window uses the prompt active "
+    note = ("**Start here (prompt timeline).**\n1. *Reference image*: pick the picture.\n2. *Speaker 1 voice*: "
+            "pick the long recording.\n3. Edit the *Prompt timeline* (one `seconds: prompt` per line).\n4. Press "
+            "**Run**.\n\nEach window uses the prompt active "
             "at its start (switch: blend mixes them across the change). Each prompt is encoded once; the timeline "
             "replaces the Prompt node's positive text. " + _models_note("infinitetalk"))
-    return Workflow("multitalk_prompt_timeline", nodes, [Note(note, 0, 700)])
+    return Workflow("multitalk_prompt_timeline", nodes, [Note(note, 0, 0)])
 
 
 DUBBING_WORKFLOWS = (dubbing, dubbing_two_speakers, dubbing_masked, prompt_timeline)

@@ -13,10 +13,11 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any, Union
 
+from .model_sources import models_for_widgets
 from .native_specs import FILE_TYPE, is_widget
 from .registry import NodeRegistry, NodeSpec, input_options
+from .workflow_layout import GROUP_ROOM_AFTER_RUN, GROWS_AFTER_RUN, node_size, stack_columns, view
 
-COLUMN = 420  # horizontal distance between layout columns, in canvas pixels
 SEED_INPUTS = ("seed", "noise_seed")  # the frontend adds "control_after_generate" after these
 
 
@@ -34,7 +35,7 @@ class Node:
     class_type: str
     title: str
     column: int
-    y: int
+    y: int  # order in the column (the layout stacks a column's nodes by it)
     inputs: dict[str, Any] = field(default_factory=dict)  # values, or Out(...) links
     group: str = ""
 
@@ -43,14 +44,19 @@ class Node:
 class Note:
     text: str
     column: int
-    y: int
-    width: int = 400
-    height: int = 260
+    y: int  # order in the column, like Node.y (0: above every node)
+    width: int = 420
+    height: int = 0  # 0: as tall as the text needs
+
+    def size(self) -> list[int]:
+        """ComfyUI renders note markdown small: about 50 characters a line, 13 canvas pixels a line."""
+        lines = sum(max(1, -(-len(paragraph) // 50)) for paragraph in self.text.split("\n"))
+        return [self.width, self.height or 40 + 13 * lines]
 
 
 @dataclass
 class Workflow:
-    name: str  # file stem: <name>.json (UI) and <name>_api.json (API)
+    name: str  # file stem: <name>.json (UI) and api/<name>_api.json (API)
     nodes: list[Node]
     notes: list[Note] = field(default_factory=list)
 
@@ -125,15 +131,6 @@ def _widget_values(spec: NodeSpec, node: Node, resolved: dict) -> list:
     return values + list(spec.ui_extra_widgets)
 
 
-def _size(spec: NodeSpec, ui_inputs: list) -> list[int]:
-    sockets = sum(1 for _, declared, _ in ui_inputs if not is_widget(declared[0]))
-    widgets = [input_options(declared).get("multiline") for _, declared, _ in ui_inputs if is_widget(declared[0])]
-    height = 40 + 22 * max(sockets, len(spec.outputs)) + sum(110 if tall else 26 for tall in widgets)
-    if input_options(spec.input_spec("image") or ("",)).get("image_upload"):
-        height += 260  # the image preview under a LoadImage
-    return [360, height]
-
-
 def _order(workflow: Workflow) -> dict[int, int]:
     """Execution rank of each node (sources first), as the frontend stores in `order`."""
     ranks: dict[int, int] = {}
@@ -148,8 +145,19 @@ def _order(workflow: Workflow) -> dict[int, int]:
     return {n.id: k for k, n in enumerate(by_rank)}
 
 
+def _positions(workflow: Workflow, registry: NodeRegistry) -> dict:
+    """Layout of nodes and notes (keys: node ids, and ("note", k))."""
+    boxes = [{"key": n.id, "column": n.column, "order": (n.y, n.id), "group": n.group,
+              "size": node_size(registry.spec(n.class_type), _ui_inputs(registry.spec(n.class_type)), n.class_type),
+              "grows": n.class_type in GROWS_AFTER_RUN} for n in workflow.nodes]
+    boxes += [{"key": ("note", k), "column": note.column, "order": (note.y, -1), "group": "", "size": note.size()}
+              for k, note in enumerate(workflow.notes)]
+    positions = stack_columns(boxes)
+    return {b["key"]: (positions[b["key"]], b["size"]) for b in boxes}
+
+
 def to_ui(workflow: Workflow, registry: NodeRegistry) -> dict:
-    order, links, ui_nodes = _order(workflow), [], []
+    order, links, ui_nodes, layout = _order(workflow), [], [], _positions(workflow, registry)
     outputs_of: dict[tuple[int, int], list[int]] = {}
     for node in sorted(workflow.nodes, key=lambda n: n.id):
         spec = registry.spec(node.class_type)
@@ -168,26 +176,29 @@ def to_ui(workflow: Workflow, registry: NodeRegistry) -> dict:
                 entry["link"] = len(links)
                 outputs_of.setdefault((source, source_slot), []).append(len(links))
             entries.append(entry)
+        values = _widget_values(spec, node, resolved)
+        properties = {"Node name for S&R": node.class_type}
+        if models_for_widgets(values):  # ComfyUI's missing-models dialog reads these
+            properties["models"] = models_for_widgets(values)
         ui_nodes.append({
-            "id": node.id, "type": node.class_type, "pos": [40 + COLUMN * node.column, node.y],
-            "size": _size(spec, ui_inputs), "flags": {}, "order": order[node.id], "mode": 0, "inputs": entries,
-            "outputs": [], "title": node.title, "properties": {"Node name for S&R": node.class_type},
-            "widgets_values": _widget_values(spec, node, resolved)})
+            "id": node.id, "type": node.class_type, "pos": layout[node.id][0], "size": layout[node.id][1],
+            "flags": {}, "order": order[node.id], "mode": 0, "inputs": entries, "outputs": [], "title": node.title,
+            "properties": properties, "widgets_values": values})
     for ui_node in ui_nodes:
         spec = registry.spec(ui_node["type"])
         ui_node["outputs"] = [{"localized_name": name, "name": name, "type": kind,
                                "links": outputs_of.get((ui_node["id"], slot), []), "slot_index": slot}
                               for slot, (name, kind) in enumerate(zip(spec.output_names, spec.outputs))]
-    notes = _note_nodes(workflow, start_id=max(n.id for n in workflow.nodes) + 1, start_order=len(order))
+    notes = _note_nodes(workflow, layout, start_id=max(n.id for n in workflow.nodes) + 1, start_order=len(order))
     return {"id": str(uuid.uuid5(uuid.NAMESPACE_URL, f"comfyui-multitalk/workflows/{workflow.name}")),
             "revision": 0, "last_node_id": max(n["id"] for n in ui_nodes + notes), "last_link_id": len(links),
             "nodes": ui_nodes + notes, "links": links, "groups": _groups(workflow, ui_nodes), "config": {},
-            "extra": {"ds": {"scale": 0.7, "offset": [60, 60]}}, "version": 0.4}
+            "extra": {"ds": view()}, "version": 0.4}
 
 
-def _note_nodes(workflow: Workflow, start_id: int, start_order: int) -> list[dict]:
-    return [{"id": start_id + k, "type": "MarkdownNote", "pos": [40 + COLUMN * note.column, note.y],
-             "size": [note.width, note.height], "flags": {}, "order": start_order + k, "mode": 0, "inputs": [],
+def _note_nodes(workflow: Workflow, layout: dict, start_id: int, start_order: int) -> list[dict]:
+    return [{"id": start_id + k, "type": "MarkdownNote", "pos": layout[("note", k)][0],
+             "size": layout[("note", k)][1], "flags": {}, "order": start_order + k, "mode": 0, "inputs": [],
              "outputs": [], "title": "Read me" if k == 0 else "Note", "properties": {},
              "widgets_values": [note.text], "color": "#432", "bgcolor": "#653"}
             for k, note in enumerate(workflow.notes)]
@@ -203,7 +214,8 @@ def _groups(workflow: Workflow, ui_nodes: list[dict]) -> list[dict]:
         left = min(u["pos"][0] for u in members) - 20
         top = min(u["pos"][1] for u in members) - 60
         right = max(u["pos"][0] + u["size"][0] for u in members) + 20
-        bottom = max(u["pos"][1] + u["size"][1] for u in members) + 20
+        bottom = max(u["pos"][1] + u["size"][1] + (GROUP_ROOM_AFTER_RUN if u["type"] in GROWS_AFTER_RUN else 0)
+                     for u in members) + 20
         groups.append({"id": k + 1, "title": name, "bounding": [left, top, right - left, bottom - top],
                        "color": GROUP_COLORS[k % len(GROUP_COLORS)], "font_size": 24, "flags": {}})
     return groups

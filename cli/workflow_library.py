@@ -1,5 +1,6 @@
 """The shipped workflows, each described once; `python -m comfyui_multitalk workflows` writes
-workflows/<name>.json (UI) and workflows/<name>_api.json (API) from these descriptions.
+workflows/<name>.json (UI, with <name>.jpg for the template browser) and workflows/api/<name>_api.json
+(API) from these descriptions.
 
 Node ids are the same in every workflow (1 reference image, 2-4 voices, 10-14 loaders,
 20 audio, 21 speakers, 22-24 prompt and CLIP, 30 sampler, 40-43 outputs), so `--set 30.steps=20`
@@ -19,8 +20,9 @@ MODEL_FILES = {  # names as ComfyUI's model folders usually hold them
     "vae": "wan_2.1_vae.safetensors",
 }
 MODELS_NOTE = (
-    "**Models** (ComfyUI/models/...): `diffusion_models/{dit}`, `model_patches/{audio}`, "
-    "`audio_encoders/{wav2vec}`, `text_encoders/{t5}`, `clip_vision/{clip}`, `vae/{vae}`."
+    "\n\n**Models** (ComfyUI/models/...): `diffusion_models/{dit}`, `model_patches/{audio}`, "
+    "`audio_encoders/{wav2vec}`, `text_encoders/{t5}`, `clip_vision/{clip}`, `vae/{vae}`. "
+    "Missing ones are listed with their download links when the workflow opens."
 )
 
 
@@ -110,24 +112,27 @@ def single_speaker() -> Workflow:
              *_voices(["speech.wav"]), *_pack_loaders("multitalk"), _audio_encode(1, "parallel"), _speakers(),
              *_prompt_and_clip("A person talks to the camera in a bright room, natural expressions."),
              _sampler(), *_outputs("single_speaker")]
-    note = ("**One speaker.** Put `portrait.png` and `speech.wav` in ComfyUI/input (or pick your own). The video "
-            "lasts as long as the audio. " + _models_note("multitalk"))
-    return Workflow("multitalk_single_speaker", nodes, [Note(note, 0, 700)])
+    note = ("**Start here (one speaker).**\n1. *Reference image*: pick the picture of the person.\n"
+            "2. *Speaker 1 voice*: pick the recording; the video lasts as long as it.\n3. Press **Run**."
+            + _models_note("multitalk"))
+    return Workflow("multitalk_single_speaker", nodes, [Note(note, 0, 0)])
 
 
 def two_speakers() -> Workflow:
     masks = {"mask_1": Out(1, "MASK"), "mask_2": Out(5, "MASK")}
     nodes = [Node(1, "LoadImage", "Reference image", 0, 60, {"image": "two_speakers.png"}, "Inputs"),
-             Node(5, "LoadImage", "Speaker 2 mask", 0, 780, {"image": "two_speakers.png"}, "Inputs"),
+             Node(5, "LoadImage", "Speaker 2 mask", 0, 300, {"image": "two_speakers.png"}, "Inputs"),
              *_voices(["speaker1.wav", "speaker2.wav"]), *_pack_loaders("multitalk"),
              _audio_encode(2, "parallel"), _speakers(masks),
              *_prompt_and_clip("Two people sit side by side and talk to each other, natural expressions."),
              _sampler(), *_outputs("two_speakers")]
-    note = ("**Two speakers, painted masks.** Right-click *Reference image* > Open in MaskEditor and paint "
-            "speaker 1 (track 1); do the same on *Speaker 2 mask* (same picture) for speaker 2. Check the "
-            "*Speaker preview* before sampling. Tracks play in parallel: give each speaker's recording with "
-            "silence where the other talks, or set timeline_mode to sequential. " + _models_note("multitalk"))
-    return Workflow("multitalk_two_speakers", nodes, [Note(note, 0, 1400)])
+    note = ("**Start here: paint who is who.**\n1. Pick your picture in *Reference image* and in *Speaker 2 mask* "
+            "(the same picture).\n2. Right-click *Reference image* > Open in MaskEditor, paint speaker 1 (track 1) "
+            "and save; paint speaker 2 on *Speaker 2 mask* the same way.\n3. Pick each speaker's recording in "
+            "the voice nodes, check the regions on *Speakers*, press **Run**.\nTracks play in parallel: give "
+            "each recording silence where the other talks, or set timeline_mode to sequential."
+            + _models_note("multitalk"))
+    return Workflow("multitalk_two_speakers", nodes, [Note(note, 0, 0)])
 
 
 def three_speakers() -> Workflow:
@@ -136,11 +141,12 @@ def three_speakers() -> Workflow:
              _audio_encode(3, "sequential", routing="masked"), _speakers(),
              *_prompt_and_clip("Three friends sit at a table and take turns talking, natural expressions."),
              _sampler(routing="masked"), *_outputs("three_speakers")]
-    note = ("**Three speakers, automatic placement.** Faces are found left to right: track 1 drives the leftmost "
-            "person. Tracks play one after another (sequential). The released weights were trained with one and "
-            "two speakers; 'masked' routing reuses the trained one-speaker path per person (see docs/model.md). "
+    note = ("**Start here (three speakers).**\n1. *Reference image*: pick the picture; people are found left to "
+            "right (track 1 drives the leftmost).\n2. Pick the three recordings; they play one after another.\n"
+            "3. Check or move the regions on *Speakers*, then press **Run**.\nThe released weights were trained "
+            "with one and two speakers; 'masked' routing reuses the one-speaker path per person (docs/model.md)."
             + _models_note("multitalk"))
-    return Workflow("multitalk_three_speakers", nodes, [Note(note, 0, 1100)])
+    return Workflow("multitalk_three_speakers", nodes, [Note(note, 0, 0)])
 
 
 def long_video() -> Workflow:
@@ -148,11 +154,12 @@ def long_video() -> Workflow:
              *_voices(["long_speech.wav"]), *_pack_loaders("infinitetalk"), _audio_encode(1, "parallel"), _speakers(),
              *_prompt_and_clip("A person gives a long talk to the camera, natural expressions and gestures."),
              _sampler(mode="infinitetalk"), *_outputs("long_video")]
-    note = ("**Long video (InfiniteTalk).** Any audio length: 81-frame windows, each re-anchored on the reference "
-            "image and continuing from the last 9 frames. Frames are held in memory for Create Video (about 7 GB "
-            "per minute at 480p); for many minutes set the sampler's stream_to to an .mp4 path. "
+    note = ("**Start here (long video, InfiniteTalk).**\n1. *Reference image*: pick the picture.\n2. *Speaker 1 "
+            "voice*: pick the recording, any length.\n3. Press **Run**.\n81-frame windows, each re-anchored on "
+            "the picture and continuing from the last 9 frames. Frames are held in memory for Create Video (about "
+            "7 GB per minute at 480p); for many minutes set the sampler's stream_to to an .mp4 path."
             + _models_note("infinitetalk"))
-    return Workflow("multitalk_long_video", nodes, [Note(note, 0, 700)])
+    return Workflow("multitalk_long_video", nodes, [Note(note, 0, 0)])
 
 
 def native_loaders() -> Workflow:
@@ -162,10 +169,11 @@ def native_loaders() -> Workflow:
              *_prompt_and_clip("Two people sit side by side and talk to each other, natural expressions.",
                                native=True),
              _sampler(native=True), *_outputs("native_loaders")]
-    note = ("**ComfyUI's own loaders** for the text encoder (Load CLIP, type wan), CLIP vision (crop none, as the "
-            "official pipeline) and the VAE, with the MultiTalk model, audio, speakers and sampler. Speakers are "
-            "placed automatically (left and right). Runs inside ComfyUI only. " + _models_note("multitalk"))
-    return Workflow("multitalk_native_loaders", nodes, [Note(note, 0, 1100)])
+    note = ("**Start here (ComfyUI's own loaders).**\n1. *Reference image*: pick the picture of the two people.\n"
+            "2. Pick each speaker's recording.\n3. Check the regions on *Speakers* (found automatically, left and "
+            "right), press **Run**.\nText encoder (Load CLIP, type wan), CLIP vision (crop none, as the official "
+            "pipeline) and VAE are ComfyUI's loaders; runs inside ComfyUI only." + _models_note("multitalk"))
+    return Workflow("multitalk_native_loaders", nodes, [Note(note, 0, 0)])
 
 
 def train_audio_adapter() -> Workflow:
@@ -178,13 +186,13 @@ def train_audio_adapter() -> Workflow:
                   "Train"),
              Node(43, "SaveImage", "Loss curve", 4, 60,
                   {"images": Out(30, "loss_curve"), "filename_prefix": "MultiTalk/training/loss"}, "Output")]
-    note = ("**Train the audio adapter on your clips.** `training_clips/` holds clip.mp4 (+ clip.txt caption, "
-            "+ clip.speaker1.wav ... for several speakers, else the video's own sound), see docs/training.md. The "
-            "clips are encoded once into `training_cache/`; only the audio layers train, the backbone stays "
-            "frozen. The result lands in models/model_patches and loads in MultiTalk Model Loader like "
-            "multitalk.safetensors. Interrupt any time: `resume` continues from the last saved state. "
-            + _models_note("multitalk"))
-    return Workflow("multitalk_train_audio_adapter", nodes, [Note(note, 0, 1100)])
+    note = ("**Start here (train the audio adapter).**\n1. Put your clips in `training_clips/`: clip.mp4 (+ "
+            "clip.txt caption, + clip.speaker1.wav ... for several speakers, else the video's own sound), see "
+            "docs/training.md.\n2. Set *Prepare dataset*'s clips_folder to that folder and press **Run**.\nThe "
+            "clips are encoded once into `training_cache/`; only the audio layers train. The result lands in "
+            "models/model_patches and loads in MultiTalk Model Loader. Interrupt any time: `resume` continues "
+            "from the last saved state." + _models_note("multitalk"))
+    return Workflow("multitalk_train_audio_adapter", nodes, [Note(note, 0, 0)])
 
 
 WORKFLOWS = (single_speaker, two_speakers, three_speakers, long_video, native_loaders, train_audio_adapter)

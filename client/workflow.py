@@ -27,7 +27,7 @@ def load_api_workflow(path: str) -> dict:
         raise WorkflowError(f"Cannot read the workflow {path}: {exc}") from exc
     if isinstance(data, dict) and "nodes" in data and "links" in data:
         raise WorkflowError(f"{path} is a UI-format workflow. In ComfyUI use Workflow > Export (API) "
-                            "and pass that file (or use the *_api.json files in workflows/).")
+                            "and pass that file (or use the *_api.json files in workflows/api/).")
     if not isinstance(data, dict) or not data or not all(
             isinstance(node, dict) and "class_type" in node for node in data.values()):
         raise WorkflowError(f"{path} is not an API-format workflow ({{id: {{class_type, inputs}}}}).")

@@ -72,6 +72,13 @@ class Mp4Writer:
         self.container.close()
         return self.path
 
+    def abort(self) -> None:
+        """Close the file without finishing it (the run was cancelled; the caller removes it)."""
+        try:
+            self.container.close()
+        except Exception:  # a half-written container may refuse a clean close: it is discarded anyway
+            pass
+
 
 def _check_output(path: str, fps: float, audio: Optional[dict]) -> None:
     suffix = os.path.splitext(str(path))[1].lower()

@@ -27,3 +27,13 @@ def collect_mappings() -> tuple[dict, dict]:
 
 
 NODE_CLASS_MAPPINGS, NODE_DISPLAY_NAME_MAPPINGS = collect_mappings()
+
+
+def _register_routes() -> None:
+    """The pack's HTTP routes on ComfyUI's server (the speaker editor's); nothing outside ComfyUI."""
+    from . import comfy_bridge, speaker_routes
+
+    comfy_bridge.register_routes(speaker_routes.register)
+
+
+_register_routes()

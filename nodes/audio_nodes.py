@@ -17,6 +17,7 @@ from ..models.audio import (
 from ..models.dit.routing import MAX_SPEAKERS, ROUTING_MODES
 from ..models.errors import AudioInputError, CheckpointError
 from . import comfy_bridge
+from .audio_ui import timeline_ui
 
 CATEGORY = "MultiTalk/audio"
 MAX_AUDIO_INPUTS = max(MAX_SPEAKERS.values())
@@ -177,8 +178,8 @@ class MultiTalkAudioEncode:
             wav2vec, tracks, timeline_mode, fps, offsets_s, num_frames or None, routing_mode, listeners
         )
         picture = draw_timeline(result.activity, result.fps, [t.numpy() for t in result.tracks])
-        # Shown on the node in ComfyUI, so turn-taking is checked before any GPU time is spent.
-        ui = {"images": comfy_bridge.save_temp_images(picture, prefix="multitalk_timeline"),
+        # Shown and played on the node in ComfyUI, so turn-taking is checked before any GPU time is spent.
+        ui = {**timeline_ui(picture, result.mixed, result.num_frames, result.fps),
               **comfy_bridge.notes_ui(result.warnings)}
         return {"ui": ui, "result": (result, result.mixed, result.num_frames, picture)}
 

@@ -15,7 +15,7 @@ from typing import Callable, Optional
 
 import torch
 
-from ..models.errors import CheckpointError
+from ..models.errors import CheckpointError, SpeakerInputError
 from ..models.output_files import check_output, note_input
 
 # Folders the pack reads besides ComfyUI's standard ones, with their file extensions.
@@ -146,19 +146,32 @@ def clear_interrupt() -> None:
 
 
 class Progress:
-    """Progress over a known number of units: ComfyUI's bar inside, a printed line outside."""
+    """Progress over a known number of units: ComfyUI's bar inside, a printed line outside.
+
+    Inside ComfyUI each update's message also goes to the browser as a "multitalk.progress"
+    event (web/js/multitalk_progress.js shows it on the node), with a preview picture when one
+    was given by set_preview()."""
 
     def __init__(self, total: int, label: str = "MultiTalk", node_id: Optional[str] = None):
         self.total = max(int(total), 1)
         self.done = 0
         self.label = label
+        self._preview = None
         utils = _comfy_module("comfy.utils")
         self._bar = utils.ProgressBar(self.total, node_id=node_id) if utils is not None else None
+        self._node_id = node_id or (executing_node_id() if self._bar is not None else None)
+
+    def set_preview(self, preview) -> None:
+        """A preview (ComfyUI's ("JPEG", PIL image, max size) tuple) sent with the next update."""
+        self._preview = preview
 
     def update(self, n: int = 1, message: str = "") -> None:
         self.done = min(self.done + n, self.total)
         if self._bar is not None:
-            self._bar.update_absolute(self.done, self.total)
+            preview, self._preview = self._preview, None
+            self._bar.update_absolute(self.done, self.total, preview)
+            send_event(PROGRESS_EVENT, {"node": self._node_id, "text": message, "value": self.done,
+                                        "max": self.total})
         elif os.environ.get("MULTITALK_QUIET") != "1":
             extra = f" {message}" if message else ""
             print(f"[{self.label}] {self.done}/{self.total}{extra}", file=sys.stderr, flush=True)
@@ -168,6 +181,12 @@ def progress_callback(total: int, label: str) -> Callable[[int, str], None]:
     """A callback models/ code can call as (units_done_increment, message)."""
     bar = Progress(total, label)
     return lambda n=1, message="": bar.update(n, message)
+
+
+def temp_directory() -> Optional[str]:
+    """ComfyUI's temp folder (what /view?type=temp serves); None outside ComfyUI."""
+    folder_paths = _comfy_module("folder_paths")
+    return folder_paths.get_temp_directory() if folder_paths is not None else None
 
 
 def save_temp_images(images: torch.Tensor, prefix: str = "multitalk") -> list[dict]:
@@ -224,3 +243,57 @@ def notes_ui(notes) -> dict:
     """UI payload that shows a node's notes (warnings, fallbacks, plan changes) on the node."""
     notes = [str(n) for n in notes if str(n).strip()]
     return {NOTES_UI_KEY: notes} if notes else {}
+
+
+PROGRESS_EVENT = "multitalk.progress"  # read by web/js/multitalk_progress.js
+
+
+def _server():
+    """ComfyUI's PromptServer instance, or None."""
+    return getattr(getattr(_comfy_module("server"), "PromptServer", None), "instance", None)
+
+
+def executing_node_id() -> Optional[str]:
+    """The id of the node ComfyUI is running now (None outside ComfyUI or between nodes)."""
+    utils = _comfy_module("comfy_execution.utils")
+    context = utils.get_executing_context() if hasattr(utils, "get_executing_context") else None
+    return str(context.node_id) if context is not None else getattr(_server(), "last_node_id", None)
+
+
+def send_event(event: str, data: dict) -> None:
+    """Send a websocket message to the browser that queued the prompt; nothing outside ComfyUI."""
+    if _server() is not None:
+        _server().send_sync(event, data, getattr(_server(), "client_id", None))
+
+
+def latent_previewer() -> Optional[Callable[[torch.Tensor], object]]:
+    """Wan 2.1 latent [1, 16, T, h, w] -> ComfyUI's preview of its first frame, by ComfyUI's own
+    previewer (its latent-to-RGB factors or TAESD, as the user's preview setting says); None
+    outside ComfyUI or when previews are off."""
+    preview, formats = _comfy_module("latent_preview"), _comfy_module("comfy.latent_formats")
+    previewer = preview.get_previewer(default_device(), formats.Wan21()) if preview and hasattr(formats, "Wan21") \
+        else None
+    return (lambda latent: previewer.decode_latent_to_preview_image("JPEG", latent)) if previewer else None
+
+
+def register_routes(add: Callable[[object], None]) -> bool:
+    """Let `add(routes)` put the pack's HTTP routes on ComfyUI's server (once); False outside ComfyUI."""
+    instance = _server()
+    if instance is None or getattr(instance, "_multitalk_routes", False):
+        return False
+    add(instance.routes)
+    instance._multitalk_routes = True
+    return True
+
+
+def input_image_path(name: str) -> str:
+    """The file a Load Image widget value names ("x.png", "sub/x.png", "x.png [output]"), inside
+    ComfyUI's input, temp or output folder; SpeakerInputError when it is missing or outside them."""
+    folder_paths = _comfy_module("folder_paths")
+    if folder_paths is None:
+        raise SpeakerInputError("Pictures are looked up by name only inside ComfyUI.")
+    path = os.path.realpath(folder_paths.get_annotated_filepath(str(name)))
+    bases = [os.path.realpath(folder_paths.get_directory_by_type(kind)) for kind in ("input", "temp", "output")]
+    if not any(os.path.commonpath([path, base]) == base for base in bases) or not os.path.isfile(path):
+        raise SpeakerInputError(f"No picture '{name}' in ComfyUI's input folder: choose or upload it again.")
+    return path

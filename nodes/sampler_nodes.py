@@ -16,6 +16,7 @@ from ..models.dit.routing import ROUTING_MODES
 from . import comfy_bridge
 from .dubbing_inputs import timeline_inputs, window_conditions
 from .sampler_inputs import clip_encoder_for, conditioning_tensor, fit_reference, penultimate_features
+from .sampler_progress import attach_progress
 
 CATEGORY = "MultiTalk/sampling"
 logger = logging.getLogger("MultiTalk")
@@ -80,7 +81,7 @@ def _inputs() -> dict:
 class MultiTalkSampler:
     DESCRIPTION = ("Generates the talking video: guided flow sampling of the MultiTalk DiT over as many windows "
                    "as the audio needs, each speaker's lips driven by their own track. Progress shows windows x "
-                   "steps; Cancel stops between steps.")
+                   "steps, VAE chunks and CLIP encodings; Cancel stops within one model pass or one VAE chunk.")
     CATEGORY = CATEGORY
     FUNCTION = "sample"
     RETURN_TYPES = ("IMAGE", "AUDIO", "FLOAT", "STRING")
@@ -130,7 +131,7 @@ class MultiTalkSampler:
         """(the node's outputs, the plan's notes)."""
         hooks = Hooks(check_interrupt=comfy_bridge.check_interrupt, clip_encoder=clip_encoder_for(clip_vision))
         generator = VideoGenerator(dit, vae, inputs, settings, hooks)
-        hooks.progress = comfy_bridge.Progress(generator.total_units, "MultiTalk sampling").update
+        attach_progress(hooks, generator.total_units)  # steps, VAE chunks, CLIP; previews; window counter
         soundtrack = audio.mixed_between(0, generator.plan.output_frames)
         if not stream_to:
             result = generator.run()
@@ -138,7 +139,11 @@ class MultiTalkSampler:
         with atomic_write(stream_to) as temporary:  # the file appears, whole, when the last window is written
             sink = StreamSink(temporary, audio.fps, soundtrack)
             hooks.on_frames = sink.write
-            result = generator.run()
+            try:
+                result = generator.run()
+            except BaseException:  # Cancel or a failure: release the file so it can be removed
+                sink.abort()
+                raise
             sink.close()
         return (sink.last_frame, soundtrack, float(audio.fps), stream_to), result.notes
 
@@ -158,6 +163,9 @@ class StreamSink:
 
     def close(self) -> str:
         return self.writer.close()
+
+    def abort(self) -> None:
+        self.writer.abort()
 
 
 NODE_CLASS_MAPPINGS = {"MultiTalkSampler": MultiTalkSampler}

@@ -2,9 +2,10 @@
 from __future__ import annotations
 
 import logging
+from typing import Optional
 
-from ..models.speakers import (MAX_TRACKS, OVERLAP_RULES, RESOLUTIONS, build_speaker_layout, parse_boxes,
-                               render_preview, resolve_speaker_count)
+from ..models.speakers import (MAX_TRACKS, OVERLAP_RULES, RESOLUTIONS, SpeakerLayout, build_speaker_layout,
+                               parse_boxes, render_preview, resolve_speaker_count)
 from .comfy_bridge import notes_ui, save_temp_images
 
 logger = logging.getLogger("MultiTalk")
@@ -69,18 +70,30 @@ class MultiTalkSpeakers:
 
     def place(self, image, num_speakers=0, resolution="480p", boxes="", overlap="nearest_center",
               audio=None, **masks):
-        box_list = parse_boxes(boxes)
         mask_list = [masks.get(f"mask_{k}") for k in range(1, MASK_INPUTS + 1)]
-        connected = [k for k, m in enumerate(mask_list, start=1) if m is not None]
         tracks = len(audio.features) if audio is not None else None
-        count = resolve_speaker_count(int(num_speakers), tracks, max(connected, default=0), len(box_list))
-        layout = build_speaker_layout(image, count, resolution, mask_list, box_list, overlap)
+        layout = place_speakers(image, int(num_speakers), resolution, boxes, overlap, tracks, mask_list)
         for note in layout.notes:
             logger.warning("MultiTalkSpeakers: %s", note)
         preview = render_preview(layout.image, layout.masks)
         result = (layout, preview, layout.image, layout.width, layout.height, layout.describe())
-        ui = {"images": save_temp_images(preview, "multitalk_speakers"), **notes_ui(layout.notes)}
+        # The editor on the node (web/js/multitalk_speakers.js) shows the regions and the notes; the
+        # preview picture is the `preview` output (and saved under this key for headless clients).
+        ui = {PREVIEW_UI_KEY: save_temp_images(preview, "multitalk_speakers"), **notes_ui(layout.notes)}
         return {"ui": ui, "result": result}
+
+
+PREVIEW_UI_KEY = "multitalk_speaker_preview"
+
+
+def place_speakers(image, num_speakers: int, resolution: str, boxes: str, overlap: str,
+                   tracks: Optional[int], masks: list, last_mask: int = 0) -> SpeakerLayout:
+    """The node's layout from its inputs (also what the editor's server route previews).
+    last_mask: the highest connected mask input, when more are connected than `masks` holds."""
+    box_list = parse_boxes(boxes)
+    connected = [k for k, m in enumerate(masks, start=1) if m is not None] + [last_mask]
+    count = resolve_speaker_count(num_speakers, tracks, max(connected), len(box_list))
+    return build_speaker_layout(image, count, resolution, masks, box_list, overlap)
 
 
 NODE_CLASS_MAPPINGS = {"MultiTalkSpeakers": MultiTalkSpeakers}

@@ -43,7 +43,7 @@ def _voice(seconds: float, freq: float, level: float = 0.1, rate: int = 16000, c
 def _encode(*args, **kwargs):
     """The node's outputs; the node also returns its timeline picture for ComfyUI's UI."""
     out = MultiTalkAudioEncode().encode(*args, **kwargs)
-    assert set(out) == {"ui", "result"} and out["ui"]["images"] == []  # no ComfyUI here: no temp files
+    assert set(out) == {"ui", "result"} and out["ui"]["multitalk_timeline"] == []  # no ComfyUI here: no files
     return out["result"]
 
 

@@ -373,7 +373,7 @@ def cli_folder(tmp_path: Path) -> Path:
     with_vhs = dict(workflow, **{"99": {"class_type": "VHS_VideoCombine", "inputs": {"images": ["13", 0]}}})
     (folder / "with_vhs.json").write_text(json.dumps(with_vhs))
     (folder / "broken.json").write_text('{"1": {"class_type": ')
-    ui = Path(shipped_api_workflow("multitalk_two_speakers").replace("_api.json", ".json"))
+    ui = Path(shipped_api_workflow("multitalk_two_speakers")).parents[1] / "multitalk_two_speakers.json"
     (folder / "ui_format.json").write_text(ui.read_text())
     return folder
 

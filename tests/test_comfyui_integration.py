@@ -1,112 +1,39 @@
-"""The pack inside a real ComfyUI: node registration, model folders, and a tiny run over /prompt.
+"""The pack inside a real ComfyUI: node registration, model folders, the frontend extension and
+its imports as the server serves them, the templates, the speaker editor's route, and a tiny run
+over /prompt.
 
 Skipped unless COMFYUI_DIR points to a ComfyUI checkout (COMFYUI_PYTHON: the python of its
-environment, default: this one). The test starts `main.py --cpu` on a free port with every
-folder in a temp dir: the pack is linked into a custom_nodes folder under another name (the
-pack must use relative imports only) and the tiny models are found through an
-extra_model_paths file. See docs/headless.md.
+environment, default: this one); the server is started by tests/comfyui_server.py. See
+docs/headless.md.
 """
 from __future__ import annotations
 
-import json
-import os
 import re
-import socket
-import subprocess
 import sys
 import time
 from pathlib import Path
 from urllib.parse import urljoin
 
-import numpy as np
 import pytest
 import requests
 
+sys.path.insert(0, str(Path(__file__).parent))  # the server helper shared with the browser test
+from comfyui_server import PACK_FOLDER, painted_images, running_comfyui, tiny_settings, voices  # noqa: E402
+
 pytestmark = [pytest.mark.comfyui, pytest.mark.slow]
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-COMFYUI_DIR = os.environ.get("COMFYUI_DIR", "")
-PACK_FOLDER = "multitalk_pack_under_test"  # any name: ComfyUI imports the folder under it
 SECONDS, FPS = 1.0, 25  # 1 s of audio -> 25 frames
-MODEL_FOLDERS = ("diffusion_models", "model_patches", "text_encoders", "clip_vision", "vae", "audio_encoders")
-
-
-def comfy_python() -> str:
-    return os.environ.get("COMFYUI_PYTHON") or sys.executable
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def write_extra_paths(root: Path) -> Path:
-    lines = ["multitalk_test:", f"    base_path: {root}", "    custom_nodes: custom_nodes"]
-    lines += [f"    {folder}: models/{folder}" for folder in MODEL_FOLDERS]
-    path = root / "extra_model_paths.yaml"
-    path.write_text("\n".join(lines) + "\n")
-    return path
-
-
-def server_command(root: Path, port: int) -> list[str]:
-    """main.py on CPU with temp folders; optional flags only where this ComfyUI has them."""
-    command = [comfy_python(), "main.py", "--cpu", "--listen", "127.0.0.1", "--port", str(port),
-               "--extra-model-paths-config", str(write_extra_paths(root))]
-    help_text = subprocess.run([comfy_python(), "main.py", "--help"], cwd=COMFYUI_DIR, capture_output=True,
-                               text=True, timeout=120).stdout
-    for flag, value in (("--input-directory", root / "input"), ("--output-directory", root / "output"),
-                        ("--temp-directory", root / "temp"), ("--user-directory", root / "user"),
-                        ("--database-url", "sqlite:///:memory:")):
-        if flag in help_text:
-            if isinstance(value, Path):
-                value.mkdir(exist_ok=True)
-            command += [flag, str(value)]
-    return command
+UI_WORKFLOWS = {"multitalk_single_speaker", "multitalk_two_speakers", "multitalk_three_speakers",
+                "multitalk_long_video", "multitalk_native_loaders", "multitalk_train_audio_adapter",
+                "multitalk_dubbing", "multitalk_dubbing_two_speakers", "multitalk_dubbing_masked",
+                "multitalk_prompt_timeline"}
 
 
 @pytest.fixture(scope="module")
 def comfyui(tmp_path_factory):
     """A running ComfyUI with the pack and the tiny models: (url, log path, model file names)."""
-    if not COMFYUI_DIR:
-        pytest.skip("set COMFYUI_DIR to a ComfyUI checkout to run the real-ComfyUI test")
-    if not (Path(COMFYUI_DIR) / "main.py").is_file():
-        pytest.skip(f"COMFYUI_DIR={COMFYUI_DIR} has no main.py")
-    root = tmp_path_factory.mktemp("comfyui")
-    (root / "custom_nodes").mkdir()
-    (root / "custom_nodes" / PACK_FOLDER).symlink_to(REPO_ROOT, target_is_directory=True)
-    writer = subprocess.run([sys.executable, str(REPO_ROOT / "tests" / "comfyui_tiny_models.py"), str(root / "models")],
-                            capture_output=True, text=True, timeout=300)
-    assert writer.returncode == 0, writer.stderr
-    models = json.loads(writer.stdout)
-    port, log_path = free_port(), root / "server.log"
-    with open(log_path, "w") as log:
-        process = subprocess.Popen(server_command(root, port), cwd=COMFYUI_DIR, stdout=log, stderr=subprocess.STDOUT,
-                                   env={**os.environ, "PYTHONUNBUFFERED": "1"})
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_until_up(url, process, log_path, timeout_s=300)
-        yield url, log_path, models
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-
-
-def wait_until_up(url: str, process: subprocess.Popen, log_path: Path, timeout_s: float) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            pytest.fail(f"ComfyUI exited with {process.returncode}:\n{log_path.read_text()[-4000:]}")
-        try:
-            if requests.get(url + "/system_stats", timeout=2).status_code == 200:
-                return
-        except requests.RequestException:
-            pass
-        time.sleep(1)
-    pytest.fail(f"ComfyUI did not answer within {timeout_s} s:\n{log_path.read_text()[-4000:]}")
+    with running_comfyui(tmp_path_factory.mktemp("comfyui")) as server:
+        yield server.url, server.log_path, server.models
 
 
 def test_every_pack_node_is_registered_without_import_errors(comfyui):
@@ -130,67 +57,64 @@ def test_every_pack_node_is_registered_without_import_errors(comfyui):
     assert models["wav2vec"] in choices("MultiTalkWav2VecLoader", "model")
     assert models["vae"] in choices("MultiTalkVAELoader", "vae")
     # The frontend extension (WEB_DIRECTORY) is listed and served to the browser.
-    script = f"/extensions/{PACK_FOLDER}/js/multitalk_notes.js"
-    assert script in requests.get(url + "/extensions", timeout=30).json()
-    source = requests.get(url + script, timeout=30).text
-    assert "MultiTalk.NodeNotes" in source
-    # Every module it imports resolves, against the URL it was served from, to a served file.
-    imports = re.findall(r'^\s*import\s[^;]*?from\s+"([^"]+)"', source, flags=re.M)
-    assert imports
-    for target in imports:
-        resolved = urljoin(url + script, target)
-        assert requests.get(resolved, timeout=30).status_code == 200, f"{target} -> {resolved}"
+    scripts = [path for path in requests.get(url + "/extensions", timeout=30).json()
+               if path.startswith(f"/extensions/{PACK_FOLDER}/")]
+    assert f"/extensions/{PACK_FOLDER}/js/multitalk_notes.js" in scripts
+    assert f"/extensions/{PACK_FOLDER}/js/lib/comfy.js" in scripts
+    # Every module each one imports resolves, against the URL it was served from, to a served file.
+    checked = set()
+    for script in scripts:
+        source = requests.get(url + script, timeout=30).text
+        for target in re.findall(r'^\s*(?:import|export)\s[^;]*?from\s+"([^"]+)"', source, flags=re.M):
+            resolved = urljoin(url + script, target)
+            assert requests.get(resolved, timeout=30).status_code == 200, f"{script}: {target} -> {resolved}"
+            checked.add(resolved)
+    assert url + "/scripts/app.js" in checked and url + "/scripts/api.js" in checked
 
 
-def tiny_settings(models: dict) -> dict:
-    """Inputs to force, per node type, so any two-speaker API workflow runs on the tiny models."""
-    return {
-        "MultiTalkModelLoader": {"model": models["dit"], "audio_weights": models["audio_weights"], "dtype": "fp32",
-                                 "device": "cpu", "offload": False},
-        "MultiTalkWav2VecLoader": {"model": models["wav2vec"], "precision": "fp32"},
-        "MultiTalkTextEncoderLoader": {"text_encoder": models["text_encoder"], "tokenizer": "", "device": "cpu",
-                                       "dtype": "fp32"},
-        "MultiTalkClipVisionLoader": {"clip_vision": models["clip_vision"], "device": "cpu", "dtype": "fp32"},
-        "MultiTalkVAELoader": {"vae": models["vae"], "device": "cpu", "dtype": "fp32"},
-        "MultiTalkSpeakers": {"resolution": "120p"},
-        "MultiTalkSampler": {"steps": 2, "mode": "multitalk", "window_frames": 21, "motion_frames": 5,
-                             "max_frames": 0, "seed": 1},
-    }
+def test_templates_are_the_ui_workflows_with_pictures(comfyui):
+    url, _, _ = comfyui
+    listed = requests.get(url + "/workflow_templates", timeout=30).json()[PACK_FOLDER]
+    assert set(listed) == UI_WORKFLOWS  # the API forms (workflows/api/) are not offered
+    for name in UI_WORKFLOWS:
+        workflow = requests.get(f"{url}/api/workflow_templates/{PACK_FOLDER}/{name}.json", timeout=30).json()
+        assert workflow["version"] == 0.4 and workflow["nodes"]
+        picture = requests.get(f"{url}/api/workflow_templates/{PACK_FOLDER}/{name}.jpg", timeout=30)
+        assert picture.status_code == 200 and picture.content[:3] == b"\xff\xd8\xff"  # a JPEG
 
 
-def painted_images(folder: Path) -> list[str]:
-    """The reference picture twice, each with one speaker painted (alpha 0) as ComfyUI's mask editor does."""
-    from PIL import Image
-
-    pixels = np.random.default_rng(0).integers(0, 255, (240, 320, 3), dtype=np.uint8)
-    paths = []
-    for index, (left, right) in enumerate(((20, 140), (180, 300)), start=1):
-        alpha = np.full((240, 320, 1), 255, dtype=np.uint8)
-        alpha[40:220, left:right] = 0  # LoadImage's MASK = 1 - alpha: 1 on the painted speaker
-        path = folder / f"speaker{index}_painted.png"
-        Image.fromarray(np.concatenate([pixels, alpha], axis=2), "RGBA").save(path)
-        paths.append(str(path))
-    return paths
+def test_speaker_editor_route_answers_the_nodes_layout(comfyui, tmp_path):
+    url, _, _ = comfyui
+    names = []
+    for path in painted_images(tmp_path):
+        with open(path, "rb") as handle:
+            answer = requests.post(url + "/upload/image", files={"image": handle}, timeout=30).json()
+        names.append(answer["name"])
+    route = url + "/api/multitalk/speakers/layout"
+    layout = requests.post(route, json={"image": names[0], "masks": [names[0], names[1], None, None],
+                                        "resolution": "240p"}, timeout=60).json()
+    assert layout["ok"] and [s["source"] for s in layout["speakers"]] == ["mask", "mask"]
+    left, right = (s["box"] for s in layout["speakers"])
+    assert left[0] < right[0]  # speaker 1 painted on the left
+    refused = requests.post(route, json={"image": "not_uploaded.png"}, timeout=60).json()
+    assert refused["ok"] is False and "not_uploaded.png" in refused["error"]
 
 
 def test_workflow_through_prompt_api(comfyui, tmp_path):
     import av
-    import soundfile
 
     from comfyui_multitalk.client import load_api_workflow, run_workflow
 
     url, log_path, models = comfyui
-    workflow = load_api_workflow(str(REPO_ROOT / "workflows" / "multitalk_two_speakers_api.json"))
+    from comfyui_multitalk.cli.workflow_files import shipped_api_workflow
+
+    workflow = load_api_workflow(shipped_api_workflow("multitalk_two_speakers"))
     for node in workflow.values():
         node["inputs"].update({k: v for k, v in tiny_settings(models).get(node["class_type"], {}).items()
                                if k in node["inputs"]})
     images = painted_images(tmp_path)  # one per LoadImage node: speaker 1's mask, then speaker 2's
-    t = np.arange(int(SECONDS * 16000)) / 16000
-    for name, freq in (("a.wav", 220.0), ("b.wav", 330.0)):
-        soundfile.write(tmp_path / name, 0.2 * np.sin(2 * np.pi * freq * t) * (1 + np.sin(2 * np.pi * 3 * t)), 16000)
     start = time.monotonic()
-    result = run_workflow(url, workflow, images=images,
-                          audios=[str(tmp_path / "a.wav"), str(tmp_path / "b.wav")],
+    result = run_workflow(url, workflow, images=images, audios=voices(tmp_path, seconds=SECONDS),
                           output_dir=str(tmp_path / "out"), timeout_s=900)
     print(f"prompt {result.prompt_id} ran in {time.monotonic() - start:.1f} s")
     videos = [path for path in result.files if path.endswith((".mp4", ".webm", ".mkv", ".mov"))]
@@ -201,6 +125,41 @@ def test_workflow_through_prompt_api(comfyui, tmp_path):
     assert frames == int(SECONDS * FPS)
     assert has_audio
     assert sum(path.endswith(".png") for path in result.files) >= 2  # speaker preview and timeline pictures
+    # what the nodes show in the browser: the timeline with its soundtrack, the speaker preview
+    audio_ui, speakers_ui = result.outputs["20"], result.outputs["21"]
+    assert audio_ui["multitalk_timeline"] and audio_ui["multitalk_soundtrack"][0]["filename"].endswith(".wav")
+    assert audio_ui["multitalk_timeline_geometry"][0]["duration"] == pytest.approx(SECONDS)
+    assert speakers_ui["multitalk_speaker_preview"][0]["type"] == "temp"
+
+
+# The other templates that make a video, on the tiny models in their own mode. (The native-loaders
+# one needs ComfyUI's own loaders, which cannot read the tiny models; training runs on the
+# command line in tests/test_cli_training.py.)
+OTHER_RUNS = {"multitalk_single_speaker": (1, 1), "multitalk_three_speakers": (1, 3), "multitalk_long_video": (1, 1)}
+
+
+@pytest.mark.parametrize("name", sorted(OTHER_RUNS))
+def test_other_templates_run(comfyui, tmp_path, name):
+    import av
+
+    from comfyui_multitalk.cli.workflow_files import shipped_api_workflow
+    from comfyui_multitalk.client import load_api_workflow, run_workflow
+
+    url, log_path, models = comfyui
+    workflow = load_api_workflow(shipped_api_workflow(name))
+    settings = tiny_settings(models)
+    settings["MultiTalkSampler"].pop("mode")  # each template keeps its own long-video mode
+    for node in workflow.values():
+        node["inputs"].update({k: v for k, v in settings.get(node["class_type"], {}).items() if k in node["inputs"]})
+    pictures, tracks = OTHER_RUNS[name]
+    names = tuple(f"voice{k}.wav" for k in range(tracks))
+    result = run_workflow(url, workflow, images=painted_images(tmp_path)[:pictures],
+                          audios=voices(tmp_path, names, seconds=0.6), output_dir=str(tmp_path / "out"), timeout_s=900)
+    (video,) = [path for path in result.files if path.endswith(".mp4")]
+    with av.open(video) as container:
+        frames = sum(1 for _ in container.decode(video=0))
+    expected = int(0.6 * FPS) * (tracks if workflow["20"]["inputs"]["timeline_mode"] == "sequential" else 1)
+    assert frames == expected, log_path.read_text()[-2000:]
 
 
 def test_server_validation_errors_reach_the_client(comfyui, tmp_path):

@@ -71,3 +71,14 @@ def test_pyproject_installs_every_subpackage_and_no_torch():
     assert meta["tool"]["comfy"]["PublisherId"] and meta["tool"]["comfy"]["DisplayName"]
     deps = meta["project"]["dependencies"] + (REPO / "requirements.txt").read_text().split()
     assert not [d for d in deps if d.split("=")[0].split(">")[0].split("<")[0].strip() in ("torch", "torchvision")]
+
+
+def test_package_data_ships_the_frontend_and_every_workflow_file():
+    import fnmatch
+
+    meta = tomllib.loads((REPO / "pyproject.toml").read_text())
+    patterns = meta["tool"]["setuptools"]["package-data"]["comfyui_multitalk"]
+    files = [p.relative_to(REPO).as_posix() for folder in ("web", "workflows") for p in (REPO / folder).rglob("*")
+             if p.is_file()]
+    shipped = lambda f: any(fnmatch.fnmatch(f, p) and f.count("/") == p.count("/") for p in patterns)  # noqa: E731
+    assert files and [f for f in files if not shipped(f)] == []

@@ -127,14 +127,15 @@ def test_streamed_frames_progress_and_interrupt(tiny_dit, tiny_vae):
     generator = VideoGenerator(tiny_dit, tiny_vae, inputs(17), settings, hooks)
     result = generator.run()
     assert result.frames is None and sum(c.shape[0] for c in chunks) == 17 == result.frame_count
-    assert len(ticks) == generator.total_units == 3 * 2 and ticks[-1] == "window 3/3, step 2/2"
+    # 3 windows x 2 steps, plus the VAE's latent frames: 3 encoded for the reference, 3 per later
+    # window for its known frames, 3 decoded per window
+    assert len(ticks) == generator.total_units == 3 * 2 + 3 + 2 * 3 + 3 * 3
+    assert "window 3/3, step 2/2" in ticks and ticks[-1] == "window 3/3, decoding"
 
-    def stop_after_three():
-        if len(seen) == 3:
+    def stop_after_three():  # Cancel is checked before every model call (and between VAE chunks)
+        if len(recorder.calls) == 3:
             raise KeyboardInterrupt("stop")
-        seen.append(1)
 
-    seen = []
     recorder = Recorder(tiny_dit)
     with pytest.raises(KeyboardInterrupt):
         VideoGenerator(recorder, tiny_vae, inputs(17), settings, Hooks(check_interrupt=stop_after_three)).run()

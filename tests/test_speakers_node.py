@@ -35,7 +35,7 @@ def test_node_outputs_agree_on_geometry():
     out = Node().place(torch.rand(1, 300, 500, 3), 0, "720p", "0, 0, 250, 300\n250, 0, 250, 300",
                        audio=_audio(2))
     layout, preview, image, width, height, report = out["result"]
-    assert isinstance(layout, SpeakerLayout) and out["ui"]["images"] == []  # no ComfyUI here
+    assert isinstance(layout, SpeakerLayout) and out["ui"]["multitalk_speaker_preview"] == []  # no ComfyUI here
     assert (height, width) == (layout.height, layout.width) == (768, 1216)
     assert image.shape == preview.shape == (1, 768, 1216, 3)
     assert layout.latent_masks().shape == (3, 96, 152) and layout.token_masks().shape == (3, 48, 76)
@@ -62,7 +62,7 @@ def test_node_shows_the_preview_inside_comfyui(monkeypatch, tmp_path):
     fake = SimpleNamespace(get_temp_directory=lambda: str(tmp_path))
     monkeypatch.setitem(sys.modules, "folder_paths", fake)
     out = Node().place(torch.rand(1, 64, 64, 3), 2, boxes="0,0,32,64\n32,0,32,64")
-    (saved,) = out["ui"]["images"]
+    (saved,) = out["ui"]["multitalk_speaker_preview"]
     assert saved["type"] == "temp" and (tmp_path / saved["filename"]).is_file()
 
 

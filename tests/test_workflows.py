@@ -1,9 +1,14 @@
 """The shipped workflows: current with their descriptions, valid against the node definitions,
-UI and API forms saying the same thing, and each one built as its topic requires."""
+UI and API forms saying the same thing, each one built as its topic requires; offered as
+templates (UI forms only, each with a picture), carrying where to get every model file, and laid
+out so that nothing overlaps before or after a run and the first screen says what to do."""
 from __future__ import annotations
 
 import copy
+import glob
 import json
+import os
+import re
 from pathlib import Path
 
 import pytest
@@ -11,7 +16,8 @@ import pytest
 from comfyui_multitalk.cli.native_specs import NATIVE_SPECS, UI_ONLY_NODES, is_widget
 from comfyui_multitalk.cli.registry import NodeRegistry
 from comfyui_multitalk.cli.validate import validate_prompt
-from comfyui_multitalk.cli.workflow_files import WORKFLOWS_DIR, rendered_files, stale_files
+from comfyui_multitalk.cli.workflow_files import WORKFLOWS_DIR, rendered_files, shipped_api_workflow, stale_files
+from comfyui_multitalk.cli.workflow_layout import GROWS_AFTER_RUN, TITLE_HEIGHT, overlaps, visible_area
 
 NAMES = ["multitalk_single_speaker", "multitalk_two_speakers", "multitalk_three_speakers", "multitalk_long_video",
          "multitalk_native_loaders", "multitalk_train_audio_adapter"]
@@ -27,7 +33,7 @@ def _load(name: str) -> dict:
 
 
 def _api(name: str) -> dict:
-    return _load(f"{name}_api.json")
+    return json.loads(Path(shipped_api_workflow(name)).read_text(encoding="utf-8"))
 
 
 def _ui(name: str) -> dict:
@@ -39,8 +45,32 @@ def _by_class(prompt: dict, class_type: str) -> list[dict]:
 
 
 def test_committed_files_are_what_the_descriptions_build():
-    assert sorted(rendered_files()) == sorted(f"{n}{s}.json" for n in NAMES for s in ("", "_api"))
+    assert sorted(rendered_files()) == sorted([f"{n}.json" for n in NAMES] + [f"api/{n}_api.json" for n in NAMES])
     assert stale_files() == [], "run: python -m comfyui_multitalk workflows"
+
+
+def test_stale_check_sees_a_wrong_or_missing_thumbnail(tmp_path):
+    from comfyui_multitalk.cli.workflow_files import write_workflow_files
+
+    write_workflow_files(str(tmp_path))
+    assert stale_files(str(tmp_path)) == []
+    (tmp_path / f"{NAMES[0]}.jpg").write_bytes((tmp_path / f"{NAMES[1]}.jpg").read_bytes())
+    os.remove(tmp_path / f"{NAMES[2]}.jpg")
+    assert sorted(stale_files(str(tmp_path))) == [f"{NAMES[0]}.jpg", f"{NAMES[2]}.jpg"]
+
+
+def test_template_browser_offers_the_ui_workflows_each_with_a_picture():
+    from PIL import Image
+
+    # ComfyUI lists <pack>/workflows/*.json (app/custom_node_manager.py): the UI forms only
+    listed = sorted(Path(p).stem for p in glob.glob(os.path.join(WORKFLOWS_DIR, "*.json")))
+    assert listed == sorted(NAMES)
+    for name in NAMES:
+        ui = _ui(name)
+        assert ui["version"] == 0.4 and ui["nodes"]  # what the template loader opens
+        with Image.open(Path(WORKFLOWS_DIR) / f"{name}.jpg") as picture:  # the browser asks for <name>.jpg
+            assert picture.format == "JPEG" and picture.size == (512, 512)
+        assert Path(shipped_api_workflow(name)).parent.name == "api"
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -181,14 +211,65 @@ def _overlap(a: list, b: list) -> bool:
     return ax < bx + bw and bx < ax + aw and ay < by + bh and by < ay + ah
 
 
+def _model_folder(spec: tuple):
+    """The models folder a loader widget reads, or None for other widgets."""
+    kind, options = spec[0], spec[1] if len(spec) > 1 else {}
+    if str(kind).startswith("FILE:"):
+        folder = str(kind).split(":", 1)[1]
+        return None if folder == "input" else folder
+    found = re.search(r"a file in models/(\w+)", options.get("tooltip", "")) if kind == "STRING" else None
+    return found.group(1) if found else None
+
+
 @pytest.mark.parametrize("name", NAMES)
-def test_nodes_do_not_overlap_and_groups_hold_their_nodes(name):
+def test_every_model_widget_says_where_to_get_its_file(name):
+    checked = 0
+    for node in _ui(name)["nodes"]:
+        if node["type"] in UI_ONLY_NODES:
+            continue
+        spec = REGISTRY.spec(node["type"])
+        values = dict(zip(spec.widget_names(), [v for v in node["widgets_values"] if v != "fixed"]))
+        models = {m["name"]: m for m in node["properties"].get("models", [])}
+        for widget, declared, _ in spec.input_items():
+            folder = _model_folder(declared)
+            if folder is None or not values.get(widget):
+                continue
+            entry = models[values[widget]]  # ComfyUI's missing-models dialog matches widget values by name
+            assert entry["directory"] == folder
+            # what the dialog accepts for a download: Hugging Face (or Civitai), a .safetensors file
+            assert entry["url"].startswith("https://huggingface.co/") and "/resolve/" in entry["url"]
+            assert entry["url"].endswith("/" + entry["name"]) and entry["name"].endswith(".safetensors")
+            checked += 1
+    assert checked >= 5
+
+
+def _grows(node: dict) -> float:
+    return 100_000 if node["type"] in GROWS_AFTER_RUN else 0
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_nodes_do_not_overlap_before_or_after_a_run(name):
     ui = _ui(name)
-    boxes = {n["id"]: [*n["pos"], *n["size"]] for n in ui["nodes"]}
-    clashes = [(a, b) for a in boxes for b in boxes if a < b and _overlap(boxes[a], boxes[b])]
-    assert clashes == []
-    for group in ui["groups"]:
+    assert overlaps(ui) == []  # title bars included
+    assert overlaps(ui, grown=_grows) == []  # a video player or previews may grow these without limit
+    for group in ui["groups"]:  # groups hold their nodes and do not cover each other
         x, y, w, h = group["bounding"]
-        inside = [i for i, (bx, by, bw, bh) in boxes.items()
-                  if x <= bx and bx + bw <= x + w and y <= by and by + bh <= y + h]
+        inside = [n for n in ui["nodes"] if x <= n["pos"][0] and n["pos"][0] + n["size"][0] <= x + w
+                  and y <= n["pos"][1] - TITLE_HEIGHT and n["pos"][1] + n["size"][1] <= y + h]
         assert inside, group["title"]
+    frames = [g["bounding"] for g in ui["groups"]]
+    assert not [(a, b) for i, a in enumerate(frames) for b in frames[i + 1:] if _overlap(a, b)]
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_first_screen_shows_the_read_me_and_the_first_input(name):
+    ui = _ui(name)
+    x0, y0, x1, y1 = visible_area(ui, 1440, 757)  # a 1440x900 window less the browser's own bars
+    note = next(n for n in ui["nodes"] if n["type"] == "MarkdownNote")
+    assert "Start here" in note["widgets_values"][0]
+    loaders = [n for n in ui["nodes"] if n["type"] in ("LoadImage", "LoadVideo", "MultiTalkPrepareDataset")]
+    first = min(loaders, key=lambda n: (n["pos"][0], n["pos"][1]))
+    for node in (note, first):
+        left, top = node["pos"][0], node["pos"][1] - TITLE_HEIGHT
+        assert x0 <= left and left + node["size"][0] <= x1 and y0 <= top and node["pos"][1] + node["size"][1] <= y1, \
+            node["title"]

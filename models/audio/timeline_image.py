@@ -40,6 +40,13 @@ def _envelope(samples: np.ndarray, columns: int) -> np.ndarray:
     return np.clip(peaks / max(float(np.abs(samples).max()), 1e-6), 0, 1)
 
 
+def timeline_geometry(frames: int, fps: float, width: int = WIDTH) -> dict:
+    """Where time runs on the picture draw_timeline() makes: second t sits at pixel
+    plot_left + t / duration * plot_width (for the play cursor drawn over it in the browser)."""
+    return {"duration": frames / fps, "plot_left": LABEL_WIDTH, "plot_width": width - LABEL_WIDTH - 8,
+            "image_width": width}
+
+
 def draw_timeline(
     activity: torch.Tensor,
     fps: float,

@@ -8,6 +8,8 @@ CIE formulas exactly (the official code uses it).
 """
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import torch
 
@@ -31,7 +33,10 @@ def _transfer(frame: np.ndarray, ref_mean: np.ndarray, ref_std: np.ndarray) -> n
     flat = std == 0  # a channel without variation takes the reference mean
     scale = np.where(flat, 0.0, ref_std / np.where(flat, 1.0, std)).astype(lab.dtype)
     corrected = (lab - mean) * scale + ref_mean.astype(lab.dtype)
-    return np.clip(color.lab2rgb(corrected), 0.0, 1.0)
+    with warnings.catch_warnings():  # out-of-gamut colours are clipped, as the official does
+        warnings.simplefilter("ignore", UserWarning)
+        rgb = color.lab2rgb(corrected)
+    return np.clip(rgb, 0.0, 1.0)
 
 
 def match_colours(frames: torch.Tensor, reference: torch.Tensor, strength: float) -> torch.Tensor:

@@ -26,6 +26,7 @@ from .plan import Window, WindowPlan, mirror_extend, plan_windows
 from .schedule import add_noise
 from .settings import SamplerSettings, validate_settings
 from .solvers import make_solver
+from .work import WorkMeter, count_work
 
 
 @dataclass
@@ -47,6 +48,9 @@ class Hooks:
     check_interrupt: Callable[[], None] = lambda: None
     on_frames: Optional[Callable[[torch.Tensor], None]] = None  # [n, H, W, 3] 0..1 as they are ready
     clip_encoder: Optional[Callable[[torch.Tensor], torch.Tensor]] = None  # [1, H, W, 3] -> [1, 257, 1280]
+    # After every step: (the denoised estimate [1, 16, T, h, w] of the window, window index, step index),
+    # e.g. for latent previews.
+    on_step: Optional[Callable[[torch.Tensor, int, int], None]] = None
 
 
 @dataclass
@@ -88,10 +92,12 @@ class VideoGenerator:
         self.device = next(model.parameters()).device
         self.generator = torch.Generator().manual_seed(int(settings.seed))
         self._anchor_cache: dict[tuple, tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = {}
+        # VAE chunks and CLIP encodings are counted and checked for Cancel too (hooks read at call time).
+        self.work = WorkMeter(lambda n, message: self.hooks.progress(n, message), lambda: self.hooks.check_interrupt())
 
     @property
     def total_units(self) -> int:
-        return len(self.plan.windows) * self.settings.steps
+        return count_work(self.plan, self.settings.steps, self.hooks.clip_encoder is not None).total
 
     def run(self) -> GenerationResult:
         plan, keep_all = self.plan, self.hooks.on_frames is None
@@ -112,41 +118,49 @@ class VideoGenerator:
     def _window(self, window: Window, previous: Optional[torch.Tensor]) -> torch.Tensor:
         settings = self.settings
         chained = settings.mode == "multitalk" and previous is not None
+        name, lat = f"window {window.index + 1}/{len(self.plan.windows)}", latent_frames(settings.window)
         if chained:
-            y, known_latent = window_condition(self.vae, previous, settings.window)
-            clip = self._clip(previous[-1:])
+            with self.work.vae(self.vae, "encode", lat, f"{name}, encoding"):
+                y, known_latent = window_condition(self.vae, previous, settings.window)
+            clip = self._clip(previous[-1:], name)
         else:  # the anchor alone: encoded once per distinct anchor
-            y, known_latent, clip = self._anchor_condition(self.conditions.anchor(window))
+            y, known_latent, clip = self._anchor_condition(self.conditions.anchor(window), name, lat)
         motion, renoise = None, False
         if chained:
             motion, renoise = known_latent, True
         elif settings.mode == "infinitetalk":
-            motion = encode_frames(self.vae, previous) if previous is not None else known_latent
+            motion = known_latent
+            if previous is not None:
+                with self.work.vae(self.vae, "encode", latent_frames(previous.shape[0]), f"{name}, encoding"):
+                    motion = encode_frames(self.vae, previous)
         blend = self.conditions.blend(window, settings.window, lambda frames: encode_frames(self.vae, frames))
         batch = self._batch(window, y, clip)
         latent = self._sample(window, batch, motion, renoise, blend)
-        frames = decode_latent(self.vae, latent)
+        with self.work.vae(self.vae, "decode", lat, f"{name}, decoding"):
+            frames = decode_latent(self.vae, latent)
+        self.hooks.check_interrupt()
         frames = match_colours(frames, self.conditions.colour_reference(window), settings.colour_strength)
         return frames if blend is None else blend.frames(frames)
 
-    def _anchor_condition(self, anchor: Anchor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def _anchor_condition(self, anchor: Anchor, name: str, lat: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """(y, the anchor's latent, CLIP features) of an anchor, cached by its key."""
         if anchor.key not in self._anchor_cache:
-            y, latent = window_condition(self.vae, anchor.image[None], self.settings.window)
-            clip = anchor.clip if anchor.clip is not None else self._encode_clip(anchor.image[None])
+            with self.work.vae(self.vae, "encode", lat, f"{name}, encoding"):
+                y, latent = window_condition(self.vae, anchor.image[None], self.settings.window)
+            clip = anchor.clip if anchor.clip is not None else self._encode_clip(anchor.image[None], name)
             self._anchor_cache = {anchor.key: (y, latent, clip)}  # anchors do not come back once left
         return self._anchor_cache[anchor.key]
 
-    def _clip(self, frame: torch.Tensor) -> torch.Tensor:
+    def _clip(self, frame: torch.Tensor, name: str) -> torch.Tensor:
         if self.hooks.clip_encoder is None:  # no CLIP model given: keep the reference's features
             return self.inputs.clip_features
-        return self.hooks.clip_encoder(frame)
+        return self.work.clip(self.hooks.clip_encoder, frame, f"{name}, CLIP")
 
-    def _encode_clip(self, frame: torch.Tensor) -> torch.Tensor:
+    def _encode_clip(self, frame: torch.Tensor, name: str) -> torch.Tensor:
         if self.hooks.clip_encoder is None:
             raise GenerationInputError("Windows anchored on a source video's keyframes or a timeline's images need "
                                        "their own CLIP features: connect clip_vision to the sampler.")
-        return self.hooks.clip_encoder(frame)
+        return self.work.clip(self.hooks.clip_encoder, frame, f"{name}, CLIP")
 
     def _batch(self, window: Window, y: torch.Tensor, clip: torch.Tensor) -> dict:
         """Model inputs of the guidance passes, stacked on the batch axis."""
@@ -175,6 +189,8 @@ class VideoGenerator:
         for i in range(settings.steps):
             self.hooks.check_interrupt()
             velocity = self._guided_velocity(latent, solver.timesteps[i], batch, apg)
+            if self.hooks.on_step is not None:  # x0 = x_t - t * v (flow matching)
+                self.hooks.on_step(latent - velocity * (solver.timesteps[i] / 1000), window.index, i)
             latent = self._constrain(solver.step(latent, velocity, i), noise, blend, motion, renoise,
                                      solver.timesteps[i + 1])
             self.hooks.progress(1, f"window {window.index + 1}/{count}, step {i + 1}/{settings.steps}")
@@ -206,6 +222,7 @@ class VideoGenerator:
         preds = {}
         with torch.no_grad():
             for group in groups:
+                self.hooks.check_interrupt()  # between the passes when they run one by one
                 out = self.model(latent.expand(len(group), -1, -1, -1, -1), t.expand(len(group)).to(self.device),
                                  [batch["context"][i] for i in group], batch["clip"], batch["y"],
                                  audio=batch["audio"][group], ref_masks=batch["masks"], routing=self.settings.routing,
