@@ -2,9 +2,11 @@
 
 Trainable: `audio_proj.*`, `blocks.*.norm_x.*`, `blocks.*.audio_cross_attn.*` (the released
 audio files' keys). While training they are fp32 copies (master weights; fp8 layers become
-plain linears); on exit the model gets its own modules back, so a model shared with other
-nodes is left as it was. Inference tensors (ComfyUI loads weights under inference mode) cannot
-take part in autograd, so the frozen ones are replaced by equal normal tensors.
+plain linears) and the model's own audio layers wait in CPU memory (2.4 B parameters of the
+14B model would otherwise sit twice on the GPU); on exit the model gets its own modules back
+where they were, so a model shared with other nodes is left as it was. Inference tensors
+(ComfyUI loads weights under inference mode) cannot take part in autograd, so the frozen ones
+are replaced by equal normal tensors.
 """
 from __future__ import annotations
 
@@ -20,6 +22,9 @@ from ..dit.audio_adapter import reset_audio_parameters
 from ..dit.checkpoint import is_audio_key
 from ..dit.fp8 import Fp8Linear
 from ..errors import CheckpointError
+from .distributed import copy_full_into, full_tensor
+
+PARK_DEVICE = torch.device("cpu")  # where the model's own audio layers wait while copies train
 
 
 def _slots(model: nn.Module) -> list[tuple[nn.Module, str]]:
@@ -52,6 +57,13 @@ def _trainable_copy(module: nn.Module, device: torch.device) -> nn.Module:
     return module.to(device=device, dtype=torch.float32).requires_grad_(True)
 
 
+def _move(module: nn.Module, device: torch.device) -> None:
+    """Move a module in place (inference tensors are moved under inference mode, as they were made)."""
+    inference = any(t.is_inference() for t in list(module.parameters()) + list(module.buffers()))
+    with torch.inference_mode(inference):
+        module.to(device)
+
+
 def _release_inference_tensors(model: nn.Module) -> None:
     """Swap inference-mode parameters and buffers for equal normal tensors (values unchanged)."""
     for module in model.modules():
@@ -68,17 +80,20 @@ class TrainableAdapter:
 
     fresh: start from newly initialised audio layers instead of the model's own."""
 
-    def __init__(self, model: nn.Module, fresh: bool = False):
-        self.model, self.fresh = model, fresh
+    def __init__(self, model: nn.Module, fresh: bool = False, park: bool = True):
+        self.model, self.fresh, self.park = model, fresh, park
         self._originals: list[tuple[nn.Module, str, nn.Module]] = []
+        self.device = model.patch_embedding.weight.device
 
     def __enter__(self) -> "TrainableAdapter":
-        device = self.model.patch_embedding.weight.device
+        device = self.device
         with torch.inference_mode(False):
             for owner, name in _slots(self.model):
                 original = getattr(owner, name)
                 self._originals.append((owner, name, original))
                 setattr(owner, name, _trainable_copy(original, device))
+                if self.park and device.type not in ("cpu", "meta"):
+                    _move(original, PARK_DEVICE)
             _release_inference_tensors(self.model)
             if self.fresh:
                 with torch.no_grad():
@@ -90,8 +105,14 @@ class TrainableAdapter:
 
     def __exit__(self, *exc) -> None:
         for owner, name, original in reversed(self._originals):
+            if self.park and self.device.type not in ("cpu", "meta"):
+                _move(original, self.device)
             setattr(owner, name, original)
         self._originals.clear()
+
+    def modules(self) -> list[nn.Module]:
+        """The trainable modules (what FSDP shards), in a fixed order."""
+        return [getattr(owner, name) for owner, name, _ in self._originals]
 
     def named_parameters(self) -> list[tuple[str, nn.Parameter]]:
         """Trainable parameters in the released key names, in a fixed order."""
@@ -99,7 +120,8 @@ class TrainableAdapter:
 
     def state_dict(self) -> dict[str, torch.Tensor]:
         """fp32 CPU copies of every trainable tensor (exactly the released audio keys)."""
-        return {k: v.detach().float().cpu().clone() for k, v in self.model.state_dict().items() if is_audio_key(k)}
+        return {k: full_tensor(v.detach()).float().cpu().clone() for k, v in self.model.state_dict().items()
+                if is_audio_key(k)}
 
     def load_state_dict(self, state: Mapping[str, torch.Tensor]) -> None:
         own = dict(self.named_parameters())
@@ -108,18 +130,29 @@ class TrainableAdapter:
                                   "start a new run (turn resume off or choose another output name).")
         with torch.no_grad():
             for key, param in own.items():
-                param.copy_(state[key])
+                copy_full_into(param, state[key])
 
 
 @contextmanager
-def checkpointed_blocks(model: nn.Module, enabled: bool) -> Iterator[None]:
-    """Recompute each block's activations in the backward pass instead of keeping them."""
+def checkpointed_blocks(model: nn.Module, enabled: bool, offload: bool = False) -> Iterator[None]:
+    """Recompute each block's activations in the backward pass instead of keeping them.
+
+    offload: keep the block inputs that the recomputation starts from in (pinned) CPU memory
+    (torch.autograd.graph.save_on_cpu around the checkpoint, which saves exactly those inputs
+    through the outer hooks; what the block saves inside is recomputed, never stored)."""
     if not enabled:
         yield
         return
+    from torch.autograd.graph import save_on_cpu
 
     def wrap(forward):
-        return lambda x, e, ctx: checkpoint(forward, x, e, ctx, use_reentrant=False)
+        if not offload:
+            return lambda x, e, ctx: checkpoint(forward, x, e, ctx, use_reentrant=False)
+
+        def offloaded(x, e, ctx):
+            with save_on_cpu(pin_memory=torch.cuda.is_available()):
+                return checkpoint(forward, x, e, ctx, use_reentrant=False)
+        return offloaded
 
     for block in model.blocks:
         block.forward = wrap(block.forward)
