@@ -20,7 +20,7 @@ from comfyui_multitalk.models.training.tiny import tiny_training_encoders, write
 from comfyui_multitalk.models.training.video_clips import bucket_frame, frames_at_fps
 from comfyui_multitalk.nodes.training_nodes import MultiTalkPrepareDataset
 
-SETTINGS = PrepareSettings(window=9, resolution="120p")
+SETTINGS = PrepareSettings(window=9, resolution="120p", require_faces=False)  # drawn faces: no detector hit
 
 
 @pytest.fixture(scope="module")
@@ -59,8 +59,14 @@ def prepared(clips, encoders, tmp_path_factory):
     node = MultiTalkPrepareDataset()
     assert all("tooltip" in spec[1] for spec in node.INPUT_TYPES()["required"].values())
     folder, summary, count = node.prepare(encoders.vae, encoders.wav2vec, encoders.text, encoders.clip_vision,
-                                          str(clips), cache, 9, "120p", 0, 0)
+                                          str(clips), cache, 9, "120p", 0, 0, require_faces=False)
     return folder, summary, count
+
+
+def load_cache_windows(folder, names):
+    from comfyui_multitalk.models.training.cache import read_window_info
+
+    return [read_window_info(os.path.join(folder, name)) for name in names]
 
 
 def _bucketed(path, target, start, count):
@@ -118,12 +124,15 @@ def test_bad_clips_raise_typed_errors_naming_the_value(clips, encoders, tmp_path
     write_synthetic_clip(str(tmp_path), "mute", 0.8, own_audio=False)
     os.remove(tmp_path / "mute.speaker1.wav")
     (clip,), _ = find_clips(str(tmp_path))
-    with pytest.raises(DatasetInputError, match=r"no 'mute.speaker1.wav' and its video has no usable soundtrack"):
-        prepare_clip(clip, str(tmp_path), encoders, SETTINGS)
+    report = prepare_clip(clip, str(tmp_path / "i2v"), encoders, SETTINGS)  # no sound: image-to-video data
+    assert len(report.windows) == 2 and any("image-to-video" in n for n in report.notes)
+    (info, *_) = load_cache_windows(tmp_path / "i2v", report.windows)
+    assert info.task == "i2v" and load_file(info.path)["audio"].eq(0).all()
     with pytest.raises(DatasetInputError, match=r"4n\+1"):
         prepare_clip(clip, str(tmp_path), encoders, PrepareSettings(window=8))
-    with pytest.raises(DatasetInputError, match=r"(?s)No training window could be made .*skipped mute.mp4"):
-        prepare_dataset(str(tmp_path), str(tmp_path / "cache"), encoders, SETTINGS)
+    write_synthetic_clip(str(tmp_path / "short"), "brief", 0.2) if os.makedirs(tmp_path / "short") is None else None
+    with pytest.raises(DatasetInputError, match=r"(?s)No training window could be made .*skipped brief.mp4"):
+        prepare_dataset(str(tmp_path / "short"), str(tmp_path / "cache"), encoders, SETTINGS)
     with pytest.raises(DatasetInputError, match=r"clips folder '.*nowhere' does not exist"):
         find_clips(str(tmp_path / "nowhere"))
 
