@@ -10,7 +10,7 @@ from typing import Callable
 
 from .demo_media import write_demo_media
 from .native_nodes import RunContext
-from .run import read_workflow, run_workflow
+from .run import run_workflow_file
 from .tiny_weights import write_tiny_weights
 from .workflow_files import shipped_api_workflow
 
@@ -50,18 +50,19 @@ def demo_assignments(weights, media, settings: DemoSettings) -> list[str]:
 
 
 def run_demo(output: str = "multitalk_demo.mp4", keep: bool = False, settings: DemoSettings = DemoSettings(),
-             log: Callable[[str], None] = print) -> list[str]:
+             log: Callable[[str], None] = print, overwrite: bool = False) -> list[str]:
     """Write tiny weights and inputs to a temporary folder, run the two-speaker workflow, and
-    return the files written (the mp4 first, then the speaker preview and the timeline)."""
+    return the files written (the mp4 first, then the speaker preview and the timeline). An
+    existing `output` gets a numbered sibling unless `overwrite`."""
     work = tempfile.mkdtemp(prefix="multitalk_demo_")
     try:
         log(f"Writing tiny random weights and a drawn two-person scene to {work} ...")
         weights = write_tiny_weights(os.path.join(work, "models"))
         media = write_demo_media(os.path.join(work, "input"), settings.seconds)
-        prompt = read_workflow(shipped_api_workflow(DEMO_WORKFLOW))
         context = RunContext(input_dir=os.path.join(work, "input"), output_dir=os.path.join(work, "output"),
                              output_video=output)
-        saved = run_workflow(prompt, demo_assignments(weights, media, settings), context, log)
+        saved = run_workflow_file(shipped_api_workflow(DEMO_WORKFLOW), demo_assignments(weights, media, settings),
+                                  context, log, overwrite=overwrite)
     finally:
         if keep:
             log(f"Kept the weights, inputs and workflow files in {work}")

@@ -10,6 +10,11 @@ from .registry import NodeRegistry, NodeSpec
 from .validate import node_label, validate_prompt
 from .values import WorkflowError, coerce, is_link
 
+RUNNABLE_HINT = ("The command line runs the MultiTalk nodes and the ComfyUI core nodes LoadImage, LoadImageMask, "
+                 "LoadAudio, CreateVideo, SaveVideo, SaveImage and PreviewImage. Replace the others (e.g. a "
+                 "VHS_VideoCombine by CreateVideo + SaveVideo, native loaders by the MultiTalk loaders as in "
+                 "multitalk_two_speakers_api.json), or run the workflow in ComfyUI.")
+
 
 class NodeFailed(MultiTalkError):
     """A node stopped with a bad-input error; the message names the node."""
@@ -38,22 +43,40 @@ class Executor:
                     ordered.append(node_id)
         return ordered
 
+    def unrunnable(self) -> list[str]:
+        """Every node of the workflow the command line cannot run (unknown, or ComfyUI only), wherever it
+        is: an output node it does not know would otherwise be dropped with all it depends on."""
+        problems = []
+        for node_id in sorted(self.prompt, key=_id_key):
+            node = self.prompt[node_id]
+            if node.get("class_type") not in self.registry:
+                problems.append(f"{node_label(node_id, node)}: unknown node type '{node.get('class_type')}' (neither "
+                                "a MultiTalk node nor a ComfyUI core node the command line has a stand-in for).")
+            elif self.registry.spec(node["class_type"]).factory is None:
+                problems.append(f"{node_label(node_id, node)} runs in ComfyUI only.")
+        return problems
+
     def check(self, order: list[str]) -> None:
-        needed = {node_id: self.prompt[node_id] for node_id in order}
-        problems = validate_prompt(needed, self.registry)
-        comfy_only = [node_label(node_id, self.prompt[node_id]) for node_id in order
-                      if self.prompt[node_id]["class_type"] in self.registry
-                      and self.registry.spec(self.prompt[node_id]["class_type"]).factory is None]
-        problems += [f"{label} runs in ComfyUI only." for label in comfy_only]
+        """WorkflowError listing every node that cannot run and every bad input of the nodes in `order`."""
+        unrunnable = self.unrunnable()
+        runnable = {node_id: self.prompt[node_id] for node_id in order if self.prompt[node_id]["class_type"]
+                    in self.registry}
+        problems = unrunnable + validate_prompt(runnable, self.registry)
         if problems:
-            hint = ("\nOpen it in ComfyUI, or use a workflow with the MultiTalk loaders (e.g. "
-                    "multitalk_two_speakers_api.json)." if comfy_only else "")
-            raise WorkflowError("The workflow cannot run:\n  - " + "\n  - ".join(problems) + hint)
+            raise WorkflowError("The workflow cannot run:\n  - " + "\n  - ".join(problems)
+                                + ("\n" + RUNNABLE_HINT if unrunnable else ""))
+
+    def validate(self) -> list[str]:
+        """The node ids to run, in order, once everything checks out (before anything runs)."""
+        if self.unrunnable():  # before looking for output nodes: an unknown one must be named, not skipped
+            self.check([])
+        order = self.order()
+        self.check(order)
+        return order
 
     def run(self) -> dict[str, Any]:
         """Run everything the outputs need; returns {output node id: its "ui" dict}."""
-        order = self.order()
-        self.check(order)
+        order = self.validate()
         consumers = {node_id: sum(1 for other in order for value in self._links(other) if value[0] == node_id)
                      for node_id in order}
         results: dict[str, tuple] = {}

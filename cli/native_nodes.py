@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from ..models.errors import MultiTalkError
+from ..models.output_files import atomic_write, check_output, note_input, numbered_path
 from .values import WorkflowError
 
 
@@ -26,25 +27,29 @@ class RunContext:
     output_video: Optional[str] = None  # --output: the one video SaveVideo writes
     saved: list[str] = field(default_factory=list)  # every file written, in order
 
-    def find_input(self, name: str, what: str) -> str:
+    def locate_input(self, name: str) -> Optional[str]:
+        """The file (or folder) `name` means, as a path or in the input folder; None if neither."""
         name = re.sub(r"\s*\[(input|output|temp)\]$", "", str(name).strip())  # ComfyUI's annotated names
         for path in (os.path.expanduser(name), os.path.join(self.input_dir, name)):
-            if name and os.path.isfile(path):
+            if name and os.path.exists(path):
                 return path
-        raise MultiTalkError(f"Cannot find the {what} '{name}' as a path or in the input folder '{self.input_dir}': "
-                             "give a full path with --set, or use --input-dir.")
+        return None
+
+    def find_input(self, name: str, what: str) -> str:
+        path = self.locate_input(name)
+        if path is None or not os.path.isfile(path):
+            raise MultiTalkError(f"Cannot find the {what} '{name}' as a path or in the input folder "
+                                 f"'{self.input_dir}': give a full path with --set, or use --input-dir.")
+        note_input(path)
+        return path
 
     def output_path(self, prefix: str, label: str, ext: str) -> str:
-        """Beside --output as <stem>_<label>.<ext>; else ComfyUI's <prefix>_00001_.<ext> in the output folder."""
+        """Beside --output as <stem>_<label>.<ext>; else ComfyUI's <prefix>_00001_.<ext> in the output folder
+        (check_output then numbers a name that exists)."""
         if self.output_video:
-            stem = os.path.splitext(self.output_video)[0]
+            stem = os.path.splitext(self.output_video)[0].rstrip("_")  # talk_00001_.mp4 -> talk_00001_label.png
             return f"{stem}_{label}.{ext}"
-        base = os.path.join(self.output_dir, prefix)
-        os.makedirs(os.path.dirname(base) or ".", exist_ok=True)
-        counter = 1
-        while os.path.exists(f"{base}_{counter:05d}_.{ext}"):
-            counter += 1
-        return f"{base}_{counter:05d}_.{ext}"
+        return numbered_path(os.path.join(self.output_dir, prefix), f".{ext}")
 
     def record(self, path: str) -> None:
         self.saved.append(path)
@@ -129,15 +134,28 @@ class SaveVideo(_StandIn):
     FUNCTION = "save"
     OUTPUT_NODE = True
 
+    @staticmethod
+    def planned(context: RunContext, inputs: dict) -> list[tuple[str, str]]:
+        """(path, kind) of the file this node would write: checked before the run starts."""
+        return [(context.output_video or context.output_path(str(inputs.get("filename_prefix", "")), "video", "mp4"),
+                 "video")]
+
     def save(self, video: VideoParts, filename_prefix: str, format: str, codec: str):  # noqa: A002 (ComfyUI's name)
         from ..models.video_io import write_mp4
 
         if self.context.output_video and self.context.output_video in self.context.saved:
             raise WorkflowError("--output names one video, but this workflow saves several: leave out --output "
                                 "and find them in the output folder.")
-        path = self.context.output_video or self.context.output_path(filename_prefix, "video", "mp4")
-        self.context.record(write_mp4(path, video.images, video.fps, video.audio))
+        (planned, kind), = self.planned(self.context, {"filename_prefix": filename_prefix})
+        path = check_output(planned, kind=kind)
+        with atomic_write(path) as temporary:  # an interrupted write leaves an existing file as it was
+            write_mp4(temporary, video.images, video.fps, video.audio)
+        self.context.record(path)
         return {"ui": {"files": [path]}, "result": ()}
+
+
+def _picture_name(label: str, count: int, k: int) -> str:
+    return label if count == 1 else f"{label}_{k + 1:02d}"
 
 
 def _save_images(context: RunContext, images: torch.Tensor, prefix: str, label: str) -> dict:
@@ -145,11 +163,10 @@ def _save_images(context: RunContext, images: torch.Tensor, prefix: str, label: 
 
     paths = []
     for k, image in enumerate(images):
-        name = label if len(images) == 1 else f"{label}_{k + 1:02d}"
-        path = context.output_path(prefix, name, "png")
-        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+        path = check_output(context.output_path(prefix, _picture_name(label, len(images), k), "png"), kind="image")
         pixels = (image.detach().float().cpu().clamp(0, 1) * 255).round().to(torch.uint8).numpy()
-        Image.fromarray(pixels).save(path)
+        with atomic_write(path) as temporary:
+            Image.fromarray(pixels).save(temporary, format="PNG")
         context.record(path)
         paths.append(path)
     return {"ui": {"files": paths}, "result": ()}
@@ -164,6 +181,12 @@ class SaveImage(_StandIn):
     FUNCTION = "save_images"
     OUTPUT_NODE = True
 
+    @staticmethod
+    def planned(context: RunContext, inputs: dict) -> list[tuple[str, str]]:
+        """The file of a one-picture batch (larger batches add _01, _02, ... to the name)."""
+        prefix = str(inputs.get("filename_prefix", "ComfyUI"))
+        return [(context.output_path(prefix, _label(prefix), "png"), "image")]
+
     def save_images(self, images: torch.Tensor, filename_prefix: str = "ComfyUI"):
         return _save_images(self.context, images, filename_prefix, _label(filename_prefix))
 
@@ -172,6 +195,10 @@ class PreviewImage(_StandIn):
     CLASS_TYPE = "PreviewImage"
     FUNCTION = "save_images"
     OUTPUT_NODE = True
+
+    @staticmethod
+    def planned(context: RunContext, inputs: dict) -> list[tuple[str, str]]:
+        return [(context.output_path("preview", "preview", "png"), "image")]
 
     def save_images(self, images: torch.Tensor):  # outside ComfyUI a preview is a file beside the output
         return _save_images(self.context, images, "preview", "preview")

@@ -34,3 +34,7 @@ class EncoderInputError(MultiTalkError):
 
 class DatasetInputError(MultiTalkError):
     """Training clips or caches that cannot be used."""
+
+
+class OutputPathError(MultiTalkError):
+    """An output path that would overwrite an input, or a container or folder the pack cannot write."""

@@ -12,12 +12,10 @@ import torch
 
 from .errors import GenerationInputError
 from .media_timing import frame_seconds, video_stream
-from .soundtrack import SoundtrackEncoder
-
-
 # Containers that hold H.264 + AAC and mark the AAC priming for removal (checked by
 # tests/test_video_io.py). webm needs VP9 + Opus, avi cannot mark priming: not offered.
-SUPPORTED_VIDEO_SUFFIXES = (".mp4", ".mov", ".mkv")
+from .output_files import SUPPORTED_VIDEO_SUFFIXES, note_input
+from .soundtrack import SoundtrackEncoder
 
 
 class Mp4Writer:
@@ -108,6 +106,8 @@ class VideoProbe:
 def probe_video(path: str) -> VideoProbe:
     """Decode a whole video file and report its frames and sound as a player sees them."""
     import av
+
+    note_input(path)
 
     with av.open(path) as container:
         video = video_stream(container)

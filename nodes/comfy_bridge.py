@@ -16,6 +16,7 @@ from typing import Callable, Optional
 import torch
 
 from ..models.errors import CheckpointError
+from ..models.output_files import check_output, note_input
 
 # Folders the pack reads besides ComfyUI's standard ones, with their file extensions.
 EXTRA_MODEL_FOLDERS = {
@@ -68,13 +69,12 @@ def resolve_model_path(folder: str, name: str) -> str:
     if not name:
         raise CheckpointError(f"No file given for the '{folder}' input: choose a file or type a path.")
     folder_paths = _comfy_module("folder_paths")
-    if folder_paths is not None:
-        full = folder_paths.get_full_path(folder, name)
-        if full is not None:
-            return full
-    expanded = os.path.expanduser(name)
-    if os.path.exists(expanded):
-        return expanded
+    full = folder_paths.get_full_path(folder, name) if folder_paths is not None else None
+    if full is None and os.path.exists(os.path.expanduser(name)):
+        full = os.path.expanduser(name)
+    if full is not None:
+        note_input(full)  # a model file the run reads: no output may be written over it
+        return full
     where = f"ComfyUI's models/{folder} folder or " if folder_paths is not None else ""
     raise CheckpointError(
         f"Cannot find '{name}' in {where}the file system. Put the file in models/{folder} "
@@ -159,8 +159,10 @@ def save_temp_images(images: torch.Tensor, prefix: str = "multitalk") -> list[di
     saved = []
     for image in images:
         name = f"{prefix}_{uuid.uuid4().hex[:12]}.png"
+        path = check_output(os.path.join(folder, name), overwrite=False, kind="image")
         pixels = (image.detach().float().cpu().clamp(0, 1) * 255).round().to(torch.uint8).numpy()
-        Image.fromarray(pixels).save(os.path.join(folder, name), compress_level=1)
+        Image.fromarray(pixels).save(path, compress_level=1)
+        name = os.path.basename(path)
         saved.append({"filename": name, "subfolder": "", "type": "temp"})
     return saved
 

@@ -2,9 +2,11 @@
 from __future__ import annotations
 
 import logging
+import os
 
 import torch
 
+from ..models.output_files import atomic_write, check_output
 from ..models.sampling.colour import OFFICIAL_STRENGTH
 from ..models.sampling.generate import GenerationInputs, Hooks, VideoGenerator
 from ..models.sampling.settings import SamplerSettings, validate_settings
@@ -92,6 +94,11 @@ class MultiTalkSampler:
     def sample(self, model, positive, negative, clip_vision_output, vae, image, audio, speakers, steps, shift,
                text_scale, audio_scale, seed, sampler, mode, window_frames, motion_frames, color_correction,
                max_frames, routing, apg, clip_vision=None, batch_guidance=True, stream_to=""):
+        notes, stream_path = [], ""
+        if stream_to.strip():  # before any work: never over an input, numbered when it exists, a real container
+            stream_path = check_output(stream_to.strip(), kind="video")
+            if stream_path != os.path.expanduser(stream_to.strip()):
+                notes.append(f"stream_to '{stream_to.strip()}' exists: streaming to '{stream_path}' instead.")
         settings = SamplerSettings(
             steps=steps, shift=shift or AUTO_SHIFT.get(speakers.resolution, 7.0), text_scale=text_scale,
             audio_scale=audio_scale, seed=seed, solver=sampler, apg=apg, mode=mode, window=window_frames,
@@ -102,13 +109,12 @@ class MultiTalkSampler:
             positive=conditioning_tensor(positive, "positive"), negative=conditioning_tensor(negative, "negative"),
             reference=fit_reference(image, speakers), clip_features=penultimate_features(clip_vision_output),
             audio_features=list(audio.features), masks=speakers.latent_masks())
-        notes = []
         if getattr(model.model, "fresh_audio_layers", False):
             notes.append("The model's audio layers are untrained (fresh_audio_layers): lips will not follow the "
                          "audio. Load multitalk.safetensors or a trained adapter.")
         dit = model.to_device()
         try:
-            outputs, plan_notes = self._run(dit, vae, inputs, settings, audio, clip_vision, stream_to.strip())
+            outputs, plan_notes = self._run(dit, vae, inputs, settings, audio, clip_vision, stream_path)
         finally:
             model.release()
         notes += plan_notes
@@ -123,13 +129,15 @@ class MultiTalkSampler:
         generator = VideoGenerator(dit, vae, inputs, settings, hooks)
         hooks.progress = comfy_bridge.Progress(generator.total_units, "MultiTalk sampling").update
         soundtrack = audio.mixed_between(0, generator.plan.output_frames)
-        sink = StreamSink(stream_to, audio.fps, soundtrack) if stream_to else None
-        if sink is not None:
-            hooks.on_frames = sink.write
-        result = generator.run()
-        if sink is None:
+        if not stream_to:
+            result = generator.run()
             return (result.frames, soundtrack, float(audio.fps), ""), result.notes
-        return (sink.last_frame, soundtrack, float(audio.fps), sink.close()), result.notes
+        with atomic_write(stream_to) as temporary:  # the file appears, whole, when the last window is written
+            sink = StreamSink(temporary, audio.fps, soundtrack)
+            hooks.on_frames = sink.write
+            result = generator.run()
+            sink.close()
+        return (sink.last_frame, soundtrack, float(audio.fps), stream_to), result.notes
 
 
 class StreamSink:

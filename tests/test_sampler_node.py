@@ -3,13 +3,15 @@ in memory and streamed to an mp4; inputs of the wrong shape are rejected before 
 from __future__ import annotations
 
 import dataclasses
+import os
 
 import pytest
 import torch
 
 from comfyui_multitalk.models import load_dit
 from comfyui_multitalk.models.dit.tiny import random_dit_state_dict, tiny_dit_config
-from comfyui_multitalk.models.errors import GenerationInputError
+from comfyui_multitalk.models.errors import GenerationInputError, OutputPathError
+from comfyui_multitalk.models.output_files import note_input, run_scope
 from comfyui_multitalk.models.video_io import read_video_frames
 from comfyui_multitalk.nodes.audio_nodes import MultiTalkAudioEncode, MultiTalkWav2VecLoader
 from comfyui_multitalk.nodes.model_nodes import MultiTalkModel
@@ -74,14 +76,33 @@ def test_two_speakers_in_memory(model, tiny_vae, wav2vec):
 
 def test_streamed_to_mp4_with_soundtrack(model, tiny_vae, wav2vec, tmp_path):
     inputs, frames = graph(wav2vec, speakers=1, seconds=0.5)
-    out = tmp_path / "talk.mp4"
-    result = MultiTalkSampler().sample(model, vae=tiny_vae, **inputs, **SETTINGS, stream_to=str(out))
+    existing = tmp_path / "talk.mp4"
+    existing.write_bytes(b"an earlier video")  # never replaced silently: the stream gets a numbered name
+    result = MultiTalkSampler().sample(model, vae=tiny_vae, **inputs, **SETTINGS, stream_to=str(existing))
     video, audio, fps, path = result["result"]
-    assert "mirrored" in result["ui"]["multitalk_notes"][0]  # 12 frames of audio in a 17-frame window
+    out = tmp_path / "talk_00001_.mp4"
+    assert result["ui"]["multitalk_notes"][0] == f"stream_to '{existing}' exists: streaming to '{out}' instead."
+    assert "mirrored" in result["ui"]["multitalk_notes"][1]  # 12 frames of audio in a 17-frame window
+    assert existing.read_bytes() == b"an earlier video" and sorted(os.listdir(tmp_path)) == ["talk.mp4", out.name]
     count, video_fps, audio_seconds = read_video_frames(path)
     assert path == str(out) and count == frames == 12 and video_fps == 25.0  # one window, trimmed to the audio
     assert audio_seconds == pytest.approx(frames / 25, abs=0.1)
     assert video.shape[0] == 1  # only the last frame stays in memory
+
+
+def test_stream_to_is_checked_before_sampling(model, tiny_vae, wav2vec, tmp_path, monkeypatch):
+    inputs, _ = graph(wav2vec, speakers=1)
+    voice = tmp_path / "voice.mp4"  # a video whose sound the run reads as a voice
+    voice.write_bytes(b"the user's video")
+    moved = []
+    monkeypatch.setattr(model, "to_device", lambda: moved.append(1))
+    with run_scope():
+        note_input(str(voice))
+        with pytest.raises(OutputPathError, match=f"The output '{voice}' is the file '{voice}', which this run reads"):
+            MultiTalkSampler().sample(model, vae=tiny_vae, **inputs, **SETTINGS, stream_to=f" {voice} ")
+    with pytest.raises(OutputPathError, match=r"'.webm' is not a container .*Use .mp4"):
+        MultiTalkSampler().sample(model, vae=tiny_vae, **inputs, **SETTINGS, stream_to=str(tmp_path / "talk.webm"))
+    assert moved == [] and voice.read_bytes() == b"the user's video" and os.listdir(tmp_path) == ["voice.mp4"]
 
 
 def test_speaker_count_mismatch_is_caught_first(model, tiny_vae, wav2vec):

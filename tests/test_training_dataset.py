@@ -144,7 +144,7 @@ def test_real_tiny_vae_and_overlapping_windows(clips, encoders, tmp_path):
     from comfyui_multitalk.models.encoders.tiny import tiny_vae_state
 
     (alpha,) = [c for c in find_clips(str(clips))[0] if c.name == "alpha"]
-    overlapping = prepare_clip(alpha, str(tmp_path), encoders, PrepareSettings(window=5, stride=3, resolution="120p"))
+    overlapping = prepare_clip(alpha, str(tmp_path), encoders, PrepareSettings(window=5, stride=3, resolution="120p", require_faces=False))
     assert overlapping.windows == [f"alpha_w{i:04d}.safetensors" for i in range(6)]  # starts 0, 3, ..., 15
     third = load_file(str(tmp_path / overlapping.windows[2]))
     frames = _bucketed(str(clips / "alpha.mp4"), (160, 160), 6, 5)
@@ -153,7 +153,8 @@ def test_real_tiny_vae_and_overlapping_windows(clips, encoders, tmp_path):
     save_file(tiny_vae_state(seed=3), str(tmp_path / "vae.safetensors"))
     real = dataclasses.replace(encoders, vae=load_vae(str(tmp_path / "vae.safetensors")))
     report = prepare_clip(alpha, str(tmp_path / "real"), real,
-                          PrepareSettings(window=5, resolution="120p", max_windows_per_clip=1))
+                          PrepareSettings(window=5, resolution="120p", max_windows_per_clip=1,
+                                          require_faces=False))
     assert report.windows == ["alpha_w0000.safetensors"]
     window = load_file(str(tmp_path / "real" / report.windows[0]))
     assert window["latents"].shape == (16, 2, 20, 20) and window["y"].shape == (20, 2, 20, 20)
@@ -205,3 +206,19 @@ def test_clip_frames_and_own_sound_share_one_clock(tmp_path, name, codec, delay)
     voice = prepare_track(*read_audio_file(str(path)), 1)  # mono 16 kHz, loudness-normalised
     onset = np.flatnonzero(np.abs(voice) > 0.5 * np.abs(voice).max())[0] / 16000
     assert abs(onset - 12 / 25) < 1e-3
+
+
+def test_the_cache_never_replaces_a_clip_file(tmp_path):
+    """A cache folder that is the clips folder, with a manifest listing a clip: refused before any
+    encoding (encoders are never touched), the clip intact."""
+    import json
+
+    from comfyui_multitalk.models.errors import OutputPathError
+    from comfyui_multitalk.models.output_files import run_scope
+
+    video = write_synthetic_clip(str(tmp_path), "talk", seconds=0.4, size=(32, 32))
+    given = {name: (tmp_path / name).read_bytes() for name in os.listdir(tmp_path)}
+    (tmp_path / "manifest.json").write_text(json.dumps({"windows": ["talk.mp4"]}))
+    with run_scope(), pytest.raises(OutputPathError, match=f"The output '{video}' is the file '{video}'"):
+        prepare_dataset(str(tmp_path), str(tmp_path), encoders=None, settings=SETTINGS)
+    assert all((tmp_path / name).read_bytes() == data for name, data in given.items())

@@ -19,7 +19,7 @@ from comfyui_multitalk.models.training import (AdapterTrainer, FlowDraw, TrainHo
 from comfyui_multitalk.models.training.batches import BatchPlanner
 from comfyui_multitalk.models.training.tiny import tiny_training_dit_config, write_synthetic_cache
 
-QUICK = dict(warmup_steps=0, save_every=0, gradient_checkpointing=False, zero_audio_share=0.0)
+QUICK = dict(warmup_steps=0, save_every=0, gradient_checkpointing=False, zero_audio_share=0.0, continuation_share=0.0)
 
 
 @pytest.fixture(scope="module")

@@ -2,6 +2,8 @@
 resume and seeds reproduce losses exactly, and the node runs under inference mode."""
 from __future__ import annotations
 
+import os
+
 import pytest
 import torch
 from safetensors import safe_open
@@ -150,3 +152,45 @@ def test_node_trains_under_inference_mode_and_leaves_the_model_as_it_was(files, 
     assert curve.shape == (1, 360, 640, 3) and float(curve.min()) < 0.5
     assert all(torch.equal(before[k], v) for k, v in dit.state_dict().items())
     load_dit([files["base"], path])
+
+
+def _train_node(model, cache_folder: str, output_name: str, steps: int, resume: bool = True):
+    return MultiTalkTrainAudioAdapter().train(
+        model, cache_folder, output_name, steps=steps, learning_rate=1e-3, warmup_steps=1, batch_size=1,
+        grad_accumulation=1, zero_audio_share=0.0, compose_two_speakers=0.0, shift=5.0, seed=0,
+        gradient_checkpointing=False, autocast="off", save_every=0, save_dtype="fp32", resume=resume,
+        audio_layers="continue")
+
+
+def test_checkpoints_never_overwrite_what_training_reads(files):
+    from comfyui_multitalk.models.errors import OutputPathError
+    from comfyui_multitalk.models.output_files import run_scope
+    from comfyui_multitalk.nodes.model_nodes import MultiTalkModelLoader
+
+    window = files["cache"].windows[0].path
+    given = {path: open(path, "rb").read() for path in (window, files["base"], files["audio"])}
+    settings = TrainSettings(steps=2, seed=0, **FAST)
+    with pytest.raises(OutputPathError, match=f"The output '{window}' is the file '{window}'"):
+        AdapterTrainer(_model(files), files["cache"], settings, window[: -len(".safetensors")]).run()
+    with run_scope():
+        (model,) = MultiTalkModelLoader().load(files["base"], files["audio"], "auto", "auto", "cpu", False)
+        for read in (files["audio"], files["base"]):  # the audio file it starts from, the base model
+            with pytest.raises(OutputPathError, match=f"'{read}' is the file '{read}', which this run reads"):
+                _train_node(model, files["cache"].folder, read[: -len(".safetensors")], steps=1)
+    assert all(open(path, "rb").read() == data for path, data in given.items())
+    assert not os.path.exists(window[: -len(".safetensors")] + ".resume.pt")
+
+
+def test_a_resumed_run_saves_over_its_own_adapter_even_when_it_was_loaded(files, tmp_path):
+    from comfyui_multitalk.models.output_files import run_scope
+    from comfyui_multitalk.nodes.model_nodes import MultiTalkModelLoader
+
+    output = str(tmp_path / "mine")
+    with run_scope():
+        (model,) = MultiTalkModelLoader().load(files["base"], files["audio"], "auto", "auto", "cpu", False)
+        path, _, _ = _train_node(model, files["cache"].folder, output, steps=1)
+        first = open(path, "rb").read()
+        # Load the adapter just written (recorded as read), then continue the same run.
+        (model,) = MultiTalkModelLoader().load(files["base"], path, "auto", "auto", "cpu", False)
+        again, _, report = _train_node(model, files["cache"].folder, output, steps=2)
+    assert again == path and "Trained steps 2..2 of 2" in report and open(path, "rb").read() != first

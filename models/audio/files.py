@@ -8,6 +8,7 @@ from typing import Any, Optional
 import numpy as np
 
 from ..errors import AudioInputError
+from ..output_files import note_input
 from ..media_timing import frame_seconds, place_on_clock, stream_start_seconds, video_stream
 
 logger = logging.getLogger(__name__)
@@ -27,6 +28,7 @@ def read_audio_file(path: str) -> tuple[np.ndarray, int]:
         raise AudioInputError("No audio file given: type the path of a wav, flac, ogg, mp3 or m4a file.")
     if not os.path.isfile(path):
         raise AudioInputError(f"Audio file '{path}' does not exist: check the path.")
+    note_input(path)  # no writer of this run may replace it
     ext = os.path.splitext(path)[1].lower()
     if ext in SOUNDFILE_EXTENSIONS:
         try:

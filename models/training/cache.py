@@ -111,7 +111,10 @@ class TrainingCache:
 
 
 def load_cache(folder: str) -> TrainingCache:
-    """The windows listed in a cache folder's manifest; DatasetInputError when there are none."""
+    """The windows listed in a cache folder's manifest; DatasetInputError when there are none.
+
+    Cache files are the pack's own, not noted as inputs (output_files): Prepare Dataset replaces
+    them on a re-run. The trainer keeps its outputs off them itself."""
     folder = os.path.expanduser(str(folder).strip())
     manifest = os.path.join(folder, MANIFEST)
     if not os.path.isfile(manifest):

@@ -9,11 +9,12 @@ interrupted save never leaves a half-written file under the real name.
 from __future__ import annotations
 
 import os
-from typing import Any, Mapping, Optional
+from typing import Any, Iterable, Mapping, Optional
 
 import torch
 
 from ..errors import CheckpointError
+from ..output_files import atomic_write, check_output
 
 SAVE_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}
 RESUME_SUFFIX = ".resume.pt"
@@ -29,9 +30,25 @@ def step_path(adapter: str, step: int) -> str:
     return adapter[: -len(".safetensors")] + f"_step{step:06d}.safetensors"
 
 
-def _replace(tmp: str, path: str) -> str:
-    os.replace(tmp, path)
-    return path
+def _step_files(adapter: str) -> list[str]:
+    """The <stem>_stepNNNNNN.safetensors files an earlier run left beside `adapter`."""
+    folder, stem = os.path.split(adapter[: -len(".safetensors")])
+    if not os.path.isdir(folder or "."):
+        return []
+    return [os.path.join(folder, name) for name in os.listdir(folder or ".")
+            if name.startswith(stem + "_step") and name.endswith(".safetensors")]
+
+
+def check_adapter_outputs(output: str, resuming: bool, also_reads: Iterable[str] = ()) -> None:
+    """OutputPathError when the adapter, its resume state or a step file would overwrite a file
+    the run reads (noted inputs and `also_reads`). A resumed run owns its adapter and resume
+    state: saving over them is what resuming means, so they are not checked then."""
+    if resuming:
+        return
+    adapter, resume_state = adapter_paths(os.path.expanduser(output))
+    also_reads = list(also_reads)
+    for path in [adapter, resume_state] + _step_files(adapter):
+        check_output(path, overwrite=True, kind=None, also_reads=also_reads)
 
 
 def save_adapter(path: str, state: Mapping[str, torch.Tensor], dtype: str = "bf16",
@@ -40,16 +57,16 @@ def save_adapter(path: str, state: Mapping[str, torch.Tensor], dtype: str = "bf1
 
     if dtype not in SAVE_DTYPES:
         raise CheckpointError(f"Unknown save dtype '{dtype}': choose one of {', '.join(SAVE_DTYPES)}.")
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     tensors = {k: v.detach().to("cpu", SAVE_DTYPES[dtype]).contiguous() for k, v in state.items()}
-    save_file(tensors, path + ".tmp", metadata={k: str(v) for k, v in (metadata or {}).items()})
-    return _replace(path + ".tmp", path)
+    with atomic_write(path) as temporary:
+        save_file(tensors, temporary, metadata={k: str(v) for k, v in (metadata or {}).items()})
+    return path
 
 
 def save_resume_state(path: str, state: Mapping[str, Any]) -> str:
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    torch.save(dict(state), path + ".tmp")
-    return _replace(path + ".tmp", path)
+    with atomic_write(path) as temporary:
+        torch.save(dict(state), temporary)
+    return path
 
 
 def load_resume_state(path: str) -> dict:

@@ -21,6 +21,7 @@ import torch
 from ..audio.windows import window_indices
 from ..dit.config import CLIP_TOKENS
 from ..errors import DatasetInputError
+from ..output_files import atomic_write, check_output, note_input
 from ..sampling.conditioning import encode_frames, window_condition
 from ..sampling.plan import DEFAULT_MOTION_FRAMES
 from ..speakers.geometry import choose_bucket
@@ -86,6 +87,14 @@ class PrepareSummary:
         lines += [f"skipped {clip}: {reason}" for clip, reason in self.skipped]
         lines += [f"note: {note}" for note in self.notes]
         return "\n".join(lines)
+
+
+def note_clip_files(clip: ClipSource) -> None:
+    """Record every file of a clip as read, so no cache file may be written over one."""
+    for path in [clip.video, clip.caption, clip.mix, clip.rttm, clip.boxes, *(clip.speaker_audio or []),
+                 *clip.masks.values(), *clip.mask_videos.values()]:
+        if path is not None:
+            note_input(path)
 
 
 def _caption(clip: ClipSource) -> tuple[str, list[str]]:
@@ -159,6 +168,7 @@ def prepare_clip(clip: ClipSource, cache_folder: str, encoders: DatasetEncoders,
                  on_window: Optional[Callable[[str], None]] = None) -> ClipReport:
     """Encode one clip's windows into the cache; DatasetInputError when none can be made."""
     settings.validate()
+    note_clip_files(clip)
     os.makedirs(cache_folder, exist_ok=True)
     frames = frames_at_fps(clip.video)
     first = next(frames, None)  # opens the video first: an unreadable one is reported as such
@@ -190,7 +200,8 @@ def prepare_clip(clip: ClipSource, cache_folder: str, encoders: DatasetEncoders,
         tensors = _encode_window(encoders, window, reference, start, audio, layout, text, settings)
         name = f"{clip.name}_w{len(report.windows):04d}.safetensors"
         meta = _window_meta(clip, len(report.windows), start, tensors, caption, audio, settings)
-        write_window(os.path.join(cache_folder, name), tensors, meta)
+        path = check_output(os.path.join(cache_folder, name), overwrite=True, kind=None)  # never over a clip file
+        write_window(path, tensors, meta)
         report.windows.append(name)
         if on_window is not None:
             on_window(name)
@@ -236,7 +247,7 @@ def _remove_previous(cache_folder: str) -> None:
         for name in json.load(handle).get("windows", []):
             path = os.path.join(cache_folder, os.path.basename(name))
             if os.path.isfile(path):
-                os.remove(path)
+                os.remove(check_output(path, overwrite=True, kind=None))  # a window, never an input
 
 
 def prepare_dataset(clips_folder: str, cache_folder: str, encoders: DatasetEncoders,
@@ -253,6 +264,9 @@ def prepare_dataset(clips_folder: str, cache_folder: str, encoders: DatasetEncod
     cache_folder = os.path.expanduser(str(cache_folder).strip())
     if not cache_folder:
         raise DatasetInputError("No cache folder given: type where the encoded windows should be written.")
+    for clip in clips:
+        note_clip_files(clip)
+    check_output(os.path.join(cache_folder, MANIFEST), overwrite=True, kind=None)  # before any encoding
     os.makedirs(cache_folder, exist_ok=True)
     _remove_previous(cache_folder)
     windows, notes = [], []
@@ -276,5 +290,6 @@ def prepare_dataset(clips_folder: str, cache_folder: str, encoders: DatasetEncod
 def _write_manifest(summary: PrepareSummary, settings: PrepareSettings) -> None:
     manifest = {"format": 1, "fps": TRAIN_FPS, "settings": settings.__dict__, "windows": summary.windows,
                 "skipped": [{"clip": c, "reason": r} for c, r in summary.skipped], "notes": summary.notes}
-    with open(os.path.join(summary.cache_folder, MANIFEST), "w", encoding="utf-8") as handle:
+    path = check_output(os.path.join(summary.cache_folder, MANIFEST), overwrite=True, kind=None)
+    with atomic_write(path) as temporary, open(temporary, "w", encoding="utf-8") as handle:
         json.dump(manifest, handle, indent=2, ensure_ascii=False)

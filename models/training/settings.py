@@ -22,7 +22,7 @@ class TrainSettings:
     weight_decay: float = 0.01
     zero_audio_share: float = 0.1  # share of micro-batches trained as plain image-to-video (zero audio)
     compose_share: float = 0.0  # share of one-speaker batches joined side by side into two speakers
-    continuation_share: float = 0.0  # share of samples trained as continuation windows
+    continuation_share: float = 0.5  # share of samples trained as continuation windows (when the cache has them)
     continuation_mode: str = "multitalk"  # the long-video mode: "multitalk" or "infinitetalk"
     shift: float = 5.0  # timestep shift (the sampler uses 7 at 480p)
     seed: int = 0

@@ -136,6 +136,8 @@ def write_synthetic_cache(folder: str, windows: int = 4, frames: int = 9, latent
     g = torch.Generator().manual_seed(seed)
     layers, hidden = audio_layers, config.audio_feature_dim // audio_layers
     t_lat, (h, w) = (frames - 1) // 4 + 1, latent_size
+    motion = 5 if frames > 5 else 1  # known frames of the continuation variants
+    motion_latents = (motion - 1) // 4 + 1
     names = []
     os.makedirs(folder, exist_ok=True)
     for index in range(windows):
@@ -148,9 +150,14 @@ def write_synthetic_cache(folder: str, windows: int = 4, frames: int = 9, latent
         if speakers > 1:
             masks = torch.stack([(torch.arange(w) * speakers // w == s).float().expand(h, w) for s in range(speakers)]
                                 + [torch.zeros(h, w)])
+        clip = torch.randn(257, config.clip_dim, generator=g)
+        y_motion = torch.cat([torch.zeros(4, t_lat, h, w), y[4:]])
+        y_motion[:4, :motion_latents] = 1.0  # the first `motion` frames known
         tensors = {"latents": latents, "y": y, "audio": audio, "text": torch.randn(5, config.text_dim, generator=g),
-                   "clip": torch.randn(257, config.clip_dim, generator=g), "masks": masks}
+                   "clip": clip, "masks": masks, "y_motion": y_motion, "clip_motion": clip.flip(0),
+                   "y_ref": y, "clip_ref": clip}
         meta = {"source": f"synthetic{index}.mp4", "window_index": index, "start_frame": 0, "frames": frames,
+                "motion_multitalk": motion, "motion_infinitetalk": motion,
                 "speakers": speakers, "latent_channels": 16, "text_dim": config.text_dim,
                 "clip_dim": config.clip_dim, "audio_layers": layers, "audio_hidden": hidden}
         names.append(f"synthetic_w{index:04d}.safetensors")

@@ -15,11 +15,11 @@ from typing import Callable, Optional
 
 import torch
 
-from ..errors import DatasetInputError, GenerationInputError
+from ..errors import GenerationInputError
 from .adapter_params import TrainableAdapter, checkpointed_blocks
 from .batches import BatchPlanner, TaskMix, TrainBatch
-from .cache import TrainingCache, check_model_fits
-from .checkpoints import adapter_paths, check_writable, ema_path, load_resume_state, save_adapter, \
+from .cache import MANIFEST, TrainingCache, check_model_fits
+from .checkpoints import adapter_paths, check_adapter_outputs, check_writable, ema_path, load_resume_state, save_adapter, \
     save_resume_state, step_path
 from .distributed import ProcessGroupInfo, barrier, current_group, full_tensor, load_optimizer_state, \
     mean_over_processes, optimizer_state, shard_modules
@@ -82,7 +82,6 @@ class AdapterTrainer:
         self.hooks = hooks or TrainHooks()
         self.autocast = self._autocast()
         self.cache, self.held_out = split_validation(cache, settings.validation_windows)
-        self._check_tasks()
         if self.group.is_main:
             check_writable(self.adapter_path)
 
@@ -93,12 +92,13 @@ class AdapterTrainer:
                                        "need autocast: set autocast to auto or bf16 (or load the model in fp32).")
         return self.settings.autocast == "bf16" or (self.settings.autocast == "auto" and sixteen_bit)
 
-    def _check_tasks(self) -> None:
+    def _task_notes(self) -> list[str]:
         mode = self.settings.continuation_mode
         if self.settings.continuation_share > 0 and not any(w.motion_frames(mode) for w in self.cache.windows):
-            raise DatasetInputError(f"continuation_share is {self.settings.continuation_share} but no window of "
-                                    f"'{self.cache.folder}' holds a {mode} continuation: prepare the cache again with "
-                                    "this version of MultiTalk Prepare Dataset, or set continuation_share to 0.")
+            return [f"No window of '{self.cache.folder}' holds a {mode} continuation (prepared by an older version, "
+                    "or windows too short): every window trains from its first frame. Prepare the cache again to "
+                    "train continuations."]
+        return []
 
     def run(self, resume: bool = True) -> TrainResult:
         """Train up to settings.steps (continuing a resume state when `resume` and one exists).
@@ -110,6 +110,9 @@ class AdapterTrainer:
 
     def _run(self, resume: bool) -> TrainResult:
         settings = self.settings
+        resuming = resume and os.path.isfile(self.resume_path)
+        cache_files = [w.path for w in self.cache.windows] + [os.path.join(self.cache.folder, MANIFEST)]
+        check_adapter_outputs(self.adapter_path, resuming, also_reads=cache_files)  # before any step
         generator = torch.Generator().manual_seed(int(settings.seed))
         with TrainableAdapter(self.model, settings.fresh_audio_layers) as adapter, \
                 checkpointed_blocks(self.model, settings.gradient_checkpointing, settings.offload_activations):
@@ -117,9 +120,10 @@ class AdapterTrainer:
             params = [p for _, p in adapter.named_parameters()]
             optimizer = build_optimizer(params, settings)
             ema = AdapterEMA(params, settings.ema_decay) if settings.ema_decay else None
-            step, losses, notes = 0, [], []
-            if resume and os.path.isfile(self.resume_path):
-                step, losses, notes = self._restore(adapter, optimizer, ema, generator)
+            step, losses, notes = 0, [], self._task_notes()
+            if resuming:
+                step, losses, resumed = self._restore(adapter, optimizer, ema, generator)
+                notes += resumed
             result = TrainResult(self.adapter_path, self.resume_path, losses, step, notes)
             log = TrainLog(self.adapter_path, step, settings.tensorboard, enabled=self.group.is_main)
             result.log_path = log.csv_path

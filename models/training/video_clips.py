@@ -15,6 +15,7 @@ import numpy as np
 
 from ..errors import DatasetInputError
 from ..media_timing import frame_seconds, video_stream
+from ..output_files import note_input
 from ..speakers.geometry import crop_offsets, resized_size
 
 TRAIN_FPS = 25.0  # the released models were trained on 25 fps video
@@ -25,6 +26,8 @@ def _frame_times(path: str) -> Iterator[tuple[float, np.ndarray]]:
     frame is time 0 of the clip, as it is for the clip's own sound (models/audio/files.py reads a
     video's soundtrack on the same clock, see models/media_timing.py)."""
     import av
+
+    note_input(path)
 
     try:
         container = av.open(path)
