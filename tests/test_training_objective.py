@@ -16,7 +16,8 @@ from comfyui_multitalk.models.errors import GenerationInputError
 from comfyui_multitalk.models.sampling.solvers import EulerFlowSolver
 from comfyui_multitalk.models.training import (AdapterTrainer, FlowDraw, TrainHooks, TrainSettings, draw_flow,
                                                flow_matching_loss, load_cache, noised_latents, velocity_target)
-from comfyui_multitalk.models.training.batches import BatchPlanner
+from comfyui_multitalk.models.training.batches import BatchPlanner, TaskMix
+from comfyui_multitalk.models.training.cache import read_window
 from comfyui_multitalk.models.training.tiny import tiny_training_dit_config, write_synthetic_cache
 
 QUICK = dict(warmup_steps=0, save_every=0, gradient_checkpointing=False, zero_audio_share=0.0, continuation_share=0.0)
@@ -67,6 +68,55 @@ def test_one_euler_step_along_the_target_recovers_x0(cache):
     solver = EulerFlowSolver(steps=1, shift=5.0)
     start = noised_latents(x0, noise, torch.ones(x0.shape[0]))
     torch.testing.assert_close(solver.step(start, velocity_target(x0, noise), 0), x0, rtol=0, atol=1e-5)
+
+
+def test_continuation_windows_train_what_long_video_sampling_runs(cache):
+    """MultiTalk continuations: the known frames' condition, known latent slots out of the loss.
+    InfiniteTalk: the reference's condition and clean motion latents in the first slots."""
+    from safetensors.torch import load_file
+
+    files = {info.path: load_file(info.path) for info in cache.windows}
+    for mode, y_key, clean in (("multitalk", "y_motion", False), ("infinitetalk", "y_ref", True)):
+        mix = TaskMix(0.0, 0.0, 1.0, mode)
+        seen_paths = []
+        loader = lambda info: seen_paths.append(info.path) or {k: v.float() for k, v in files[info.path].items()}  # noqa
+        batch = BatchPlanner(cache, 2, 0.0, 0.0, 32, torch.Generator().manual_seed(1), loader=loader,
+                             mix=mix).next_batch()
+        assert batch.known_slots == [2, 2] and batch.clean_slots == ([2, 2] if clean else [0, 0])  # 5 frames
+        for item, path in enumerate(seen_paths):
+            assert torch.equal(batch.y[item], files[path][y_key].float())
+        model = _model()
+        seen = {}
+        model.register_forward_pre_hook(lambda m, args, kwargs: seen.update(x=args[0]), with_kwargs=True)
+        model.register_forward_hook(lambda m, args, output: seen.update(v=output))
+        x0 = batch.latents
+        noise = torch.randn(x0.shape, generator=torch.Generator().manual_seed(2))
+        sigma = torch.tensor([0.3, 0.7])
+        loss = flow_matching_loss(model, batch, FlowDraw(sigma, noise), autocast=False)
+        s = sigma.view(2, 1, 1, 1, 1)
+        expected_input = (1 - s) * x0 + s * noise
+        if clean:  # the sampler writes the clean motion latents into the first slots
+            expected_input[:, :, :2] = x0[:, :, :2]
+        torch.testing.assert_close(seen["x"], expected_input, rtol=0, atol=1e-6)
+        error = (seen["v"] - (noise - x0)) ** 2
+        torch.testing.assert_close(loss, error[:, :, 2:].mean(), rtol=1e-6, atol=0)  # slots 0-1 do not count
+
+
+def test_image_to_video_batches_come_from_speechless_clips(tmp_path):
+    mixed = load_cache(write_synthetic_cache(str(tmp_path / "c"), windows=4, frames=9, latent_size=(4, 4),
+                                             silent_windows=2))
+    silent = {w.path for w in mixed.windows if w.task == "i2v"}
+    assert len(silent) == 2
+    planner = BatchPlanner(mixed, 1, 0.0, 0.0, 32, torch.Generator().manual_seed(0),
+                           mix=TaskMix(zero_audio_share=0.5, continuation_share=0.0))
+    picked = []
+    planner.loader = lambda info: picked.append(info.path) or read_window(info)
+    for _ in range(40):
+        batch = planner.next_batch()
+        # Zero-audio batches take the speechless clips; talking batches never zero a talking window.
+        assert batch.audio.eq(0).all() if picked[-1] in silent else batch.audio.ne(0).any()
+    share = sum(p in silent for p in picked) / len(picked)
+    assert 0.3 < share < 0.7  # the image-to-video share draws the speechless clips, the rest talk
 
 
 def _shifted_cdf(x: float, k: float) -> float:

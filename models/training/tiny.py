@@ -127,9 +127,10 @@ class PoolingVAE:
 
 def write_synthetic_cache(folder: str, windows: int = 4, frames: int = 9, latent_size: tuple[int, int] = (4, 4),
                           speakers: int = 1, config: DiTConfig | None = None, seed: int = 0,
-                          audio_layers: int = W2V_LAYERS) -> str:
+                          audio_layers: int = W2V_LAYERS, silent_windows: int = 0) -> str:
     """A training cache of random windows whose latents depend on their audio (so the adapter has
-    something to learn), with the widths of `config` (default: tiny_training_dit_config())."""
+    something to learn), with the widths of `config` (default: tiny_training_dit_config()); the
+    last `silent_windows` are image-to-video windows of a speechless clip (zero audio)."""
     from .cache import AUDIO_CONTEXT, MANIFEST, write_window
 
     config = config or tiny_training_dit_config()
@@ -142,6 +143,8 @@ def write_synthetic_cache(folder: str, windows: int = 4, frames: int = 9, latent
     os.makedirs(folder, exist_ok=True)
     for index in range(windows):
         audio = torch.randn(speakers, frames + 2 * AUDIO_CONTEXT, layers, hidden, generator=g)
+        silent = index >= windows - silent_windows
+        audio = torch.zeros_like(audio) if silent else audio
         loud = audio[0, AUDIO_CONTEXT::4, 0, :16][:t_lat].T  # [16, T]: one value per channel and latent frame
         latents = loud[:, :, None, None] + 0.3 * torch.randn(16, t_lat, h, w, generator=g)
         y = torch.cat([torch.zeros(4, t_lat, h, w), 0.5 * torch.randn(16, t_lat, h, w, generator=g)])
@@ -157,7 +160,7 @@ def write_synthetic_cache(folder: str, windows: int = 4, frames: int = 9, latent
                    "clip": clip, "masks": masks, "y_motion": y_motion, "clip_motion": clip.flip(0),
                    "y_ref": y, "clip_ref": clip}
         meta = {"source": f"synthetic{index}.mp4", "window_index": index, "start_frame": 0, "frames": frames,
-                "motion_multitalk": motion, "motion_infinitetalk": motion,
+                "motion_multitalk": motion, "motion_infinitetalk": motion, "task": "i2v" if silent else "talk",
                 "speakers": speakers, "latent_channels": 16, "text_dim": config.text_dim,
                 "clip_dim": config.clip_dim, "audio_layers": layers, "audio_hidden": hidden}
         names.append(f"synthetic_w{index:04d}.safetensors")
