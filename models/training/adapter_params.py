@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import copy
 from contextlib import contextmanager
-from typing import Iterator, Mapping
+from typing import Iterator, Mapping, Optional
 
 import torch
 from torch import nn
@@ -54,14 +54,28 @@ def _trainable_copy(module: nn.Module, device: torch.device) -> nn.Module:
         for name, child in list(parent.named_children()):
             if isinstance(child, Fp8Linear):
                 setattr(parent, name, _dense(child))
-    return module.to(device=device, dtype=torch.float32).requires_grad_(True)
+    _convert(module, device, torch.float32)
+    return module.requires_grad_(True)
+
+
+def _convert(module: nn.Module, device: torch.device, dtype: Optional[torch.dtype] = None) -> None:
+    """Move (and cast floating) parameters and buffers in place, tensor by tensor: new Parameter
+    objects rather than module.to()'s in-place swap, which tensor subclasses refuse."""
+    for sub in module.modules():
+        for name, param in list(sub._parameters.items()):
+            if param is not None:
+                value = param.detach().to(device, dtype if dtype and param.is_floating_point() else None)
+                sub._parameters[name] = nn.Parameter(value, requires_grad=param.requires_grad)
+        for name, buffer in list(sub._buffers.items()):
+            if buffer is not None:
+                sub._buffers[name] = buffer.to(device, dtype if dtype and buffer.is_floating_point() else None)
 
 
 def _move(module: nn.Module, device: torch.device) -> None:
     """Move a module in place (inference tensors are moved under inference mode, as they were made)."""
     inference = any(t.is_inference() for t in list(module.parameters()) + list(module.buffers()))
     with torch.inference_mode(inference):
-        module.to(device)
+        _convert(module, device)
 
 
 def _release_inference_tensors(model: nn.Module) -> None:
@@ -80,10 +94,13 @@ class TrainableAdapter:
 
     fresh: start from newly initialised audio layers instead of the model's own."""
 
-    def __init__(self, model: nn.Module, fresh: bool = False, park: bool = True):
-        self.model, self.fresh, self.park = model, fresh, park
+    def __init__(self, model: nn.Module, fresh: bool = False, park_device: Optional[torch.device] = None):
+        self.model, self.fresh = model, fresh
         self._originals: list[tuple[nn.Module, str, nn.Module]] = []
         self.device = model.patch_embedding.weight.device
+        # Where the model's own audio layers wait: CPU memory when the model is on an accelerator.
+        self.park_device = park_device if park_device is not None else \
+            (None if self.device.type in ("cpu", "meta") else PARK_DEVICE)
 
     def __enter__(self) -> "TrainableAdapter":
         device = self.device
@@ -92,8 +109,8 @@ class TrainableAdapter:
                 original = getattr(owner, name)
                 self._originals.append((owner, name, original))
                 setattr(owner, name, _trainable_copy(original, device))
-                if self.park and device.type not in ("cpu", "meta"):
-                    _move(original, PARK_DEVICE)
+                if self.park_device is not None:
+                    _move(original, self.park_device)
             _release_inference_tensors(self.model)
             if self.fresh:
                 with torch.no_grad():
@@ -105,7 +122,7 @@ class TrainableAdapter:
 
     def __exit__(self, *exc) -> None:
         for owner, name, original in reversed(self._originals):
-            if self.park and self.device.type not in ("cpu", "meta"):
+            if self.park_device is not None:
                 _move(original, self.device)
             setattr(owner, name, original)
         self._originals.clear()
@@ -133,6 +150,13 @@ class TrainableAdapter:
                 copy_full_into(param, state[key])
 
 
+def offload_hooks():
+    """Saved-tensor hooks that keep what autograd saves in (pinned) CPU memory."""
+    from torch.autograd.graph import save_on_cpu
+
+    return save_on_cpu(pin_memory=torch.cuda.is_available())
+
+
 @contextmanager
 def checkpointed_blocks(model: nn.Module, enabled: bool, offload: bool = False) -> Iterator[None]:
     """Recompute each block's activations in the backward pass instead of keeping them.
@@ -143,14 +167,13 @@ def checkpointed_blocks(model: nn.Module, enabled: bool, offload: bool = False) 
     if not enabled:
         yield
         return
-    from torch.autograd.graph import save_on_cpu
 
     def wrap(forward):
         if not offload:
             return lambda x, e, ctx: checkpoint(forward, x, e, ctx, use_reentrant=False)
 
         def offloaded(x, e, ctx):
-            with save_on_cpu(pin_memory=torch.cuda.is_available()):
+            with offload_hooks():
                 return checkpoint(forward, x, e, ctx, use_reentrant=False)
         return offloaded
 
