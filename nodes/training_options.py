@@ -8,9 +8,10 @@ TRAIN_OPTIONS = {
     "continuation_mode": (["multitalk", "infinitetalk"], {"default": "multitalk", "tooltip": (
         "The long-video mode you will sample with. multitalk: the first 25 frames known in the condition; "
         "infinitetalk: the reference frame in the condition and 9 clean motion frames in the first latents.")}),
-    "optimizer": (["adamw", "adamw8bit"], {"default": "adamw", "tooltip": (
+    "optimizer": (["auto", "adamw", "adamw8bit"], {"default": "auto", "tooltip": (
         "adamw: fp32 AdamW (fused on GPUs). adamw8bit: bitsandbytes' 8-bit AdamW, a quarter of the optimizer "
-        "memory (pip install bitsandbytes).")}),
+        "memory (pip install bitsandbytes): what lets a 14B step at 81 frames 480p fit an 80 GB GPU with a "
+        "bf16 backbone. auto: adamw8bit on one GPU when bitsandbytes is installed, else adamw.")}),
     "max_grad_norm": ("FLOAT", {"default": 1.0, "min": 0.0, "max": 1000.0, "step": 0.1, "tooltip": (
         "Clip the adapter's gradient norm to this; 0: no clipping. The norm is logged either way.")}),
     "ema_decay": ("FLOAT", {"default": 0.0, "min": 0.0, "max": 0.99999, "step": 0.0001, "round": False, "tooltip": (

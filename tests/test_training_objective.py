@@ -218,10 +218,23 @@ def test_loss_falls_at_the_papers_learning_rate(tmp_path):
 def test_bad_settings_fail_before_the_first_step_and_write_nothing(cache, tmp_path):
     model = _model()
     for bad, message in [(dict(save_dtype="fp8"), "save_dtype must be one of bf16, fp16, fp32"),
-                         (dict(optimizer="sgd"), "optimizer must be one of adamw, adamw8bit"),
+                         (dict(optimizer="sgd"), "optimizer must be one of auto, adamw, adamw8bit"),
                          (dict(ema_decay=1.0), "ema_decay must be in"),
                          (dict(continuation_mode="loop"), "continuation_mode must be one of"),
                          (dict(offload_activations=True, gradient_checkpointing=False), "offload_activations needs")]:
         with pytest.raises(GenerationInputError, match=message):
             AdapterTrainer(model, cache, TrainSettings(steps=2, **bad), str(tmp_path / "bad"))
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_optional_packages_are_named_before_the_first_step(cache, tmp_path, monkeypatch):
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name in ("bitsandbytes", "tensorboard") else real(name, *a))
+    for option, package in ((dict(optimizer="adamw8bit"), "pip install bitsandbytes"),
+                            (dict(tensorboard=True), "pip install tensorboard")):
+        with pytest.raises(GenerationInputError, match=package):
+            AdapterTrainer(_model(), cache, TrainSettings(steps=2, **option), str(tmp_path / "opt"))
     assert list(tmp_path.iterdir()) == []

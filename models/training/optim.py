@@ -7,6 +7,7 @@ fp32 AdamW's 8 bytes per parameter.
 """
 from __future__ import annotations
 
+import importlib.util
 import math
 from typing import Sequence
 
@@ -18,9 +19,18 @@ from .distributed import copy_full_into
 from .settings import TrainSettings
 
 
-def build_optimizer(params: Sequence[nn.Parameter], settings: TrainSettings) -> torch.optim.Optimizer:
+def resolve_optimizer(choice: str, device: torch.device, processes: int) -> str:
+    """The optimizer `auto` stands for here: 8-bit AdamW on one GPU when bitsandbytes is installed."""
+    if choice != "auto":
+        return choice
+    one_gpu = device.type == "cuda" and processes == 1
+    return "adamw8bit" if one_gpu and importlib.util.find_spec("bitsandbytes") is not None else "adamw"
+
+
+def build_optimizer(params: Sequence[nn.Parameter], settings: TrainSettings, kind: str) -> torch.optim.Optimizer:
+    """`kind` is "adamw" or "adamw8bit" (see resolve_optimizer)."""
     params = list(params)
-    if settings.optimizer == "adamw8bit":
+    if kind == "adamw8bit":
         import bitsandbytes as bnb
 
         if any(type(p).__name__ == "DTensor" for p in params):

@@ -8,7 +8,9 @@ from ..errors import GenerationInputError
 from .checkpoints import SAVE_DTYPES
 
 AUTOCAST_CHOICES = ("auto", "bf16", "off")
-OPTIMIZERS = ("adamw", "adamw8bit")  # fp32 AdamW (fused on GPUs), bitsandbytes' 8-bit AdamW
+# auto: 8-bit AdamW for one GPU when bitsandbytes is installed (what lets the 14B step fit 80 GB),
+# else fp32 AdamW (fused on GPUs; its states are sharded across GPUs under torchrun).
+OPTIMIZERS = ("auto", "adamw", "adamw8bit")
 CONTINUATION_MODES = ("multitalk", "infinitetalk")
 
 
@@ -28,7 +30,7 @@ class TrainSettings:
     seed: int = 0
     gradient_checkpointing: bool = True
     offload_activations: bool = False  # keep the checkpointed block inputs in CPU memory
-    optimizer: str = "adamw"
+    optimizer: str = "auto"
     max_grad_norm: float = 1.0  # clip the adapter's gradient norm to this; 0: no clipping (still logged)
     ema_decay: float = 0.0  # 0: no EMA; else keep (and save) an exponential moving average of the adapter
     autocast: str = "auto"  # auto: bf16 when the model computes in 16 bits; bf16; off

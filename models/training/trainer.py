@@ -25,7 +25,7 @@ from .distributed import ProcessGroupInfo, barrier, current_group, full_tensor, 
     mean_over_processes, optimizer_state, shard_modules
 from .flow import FlowDraw, clean_motion_slots, draw_flow, loss_weights, masked_mse, noised_latents, \
     shifted_timesteps, velocity_target
-from .optim import AdapterEMA, build_optimizer, clip_gradients, learning_rate, set_learning_rate
+from .optim import AdapterEMA, build_optimizer, resolve_optimizer, clip_gradients, learning_rate, set_learning_rate
 from .settings import AUTOCAST_CHOICES, TrainSettings
 from .train_log import TrainLog
 from .validation import split_validation, validation_loss
@@ -118,9 +118,10 @@ class AdapterTrainer:
                 checkpointed_blocks(self.model, settings.gradient_checkpointing, settings.offload_activations):
             shard_modules(adapter.modules(), self.group)
             params = [p for _, p in adapter.named_parameters()]
-            optimizer = build_optimizer(params, settings)
+            kind = resolve_optimizer(settings.optimizer, adapter.device, self.group.world)
+            optimizer = build_optimizer(params, settings, kind)
             ema = AdapterEMA(params, settings.ema_decay) if settings.ema_decay else None
-            step, losses, notes = 0, [], self._task_notes()
+            step, losses, notes = 0, [], self._task_notes() + [f"Optimizer: {kind}."]
             if resuming:
                 step, losses, resumed = self._restore(adapter, optimizer, ema, generator)
                 notes += resumed
