@@ -206,3 +206,59 @@ def test_windows_without_a_face_or_with_sound_off_the_mouths_are_left_out(tmp_pa
         relaxed = PrepareSettings(window=41, resolution="240p", max_av_offset=-1, require_faces=False,
                                   split_shots=False)
         assert len(prepare_clip(clip, str(tmp_path / "cache2"), encoders, relaxed).windows) == 2
+
+
+def _late_sound_clip(path, voice: np.ndarray, delay: float) -> None:
+    """30 frames at 25 fps and a lossless soundtrack that starts `delay` s after the first frame."""
+    from fractions import Fraction
+
+    import av
+
+    with av.open(str(path), "w") as container:
+        video = container.add_stream("libx264", rate=25)
+        video.width, video.height, video.pix_fmt = 64, 64, "yuv420p"
+        audio = container.add_stream("pcm_s16le", rate=16000, layout="mono")
+        for index in range(30):
+            frame = av.VideoFrame.from_ndarray(np.full((64, 64, 3), 8 * index, np.uint8), format="rgb24")
+            frame.pts, frame.time_base = index, Fraction(1, 25)
+            container.mux(video.encode(frame))
+        container.mux(video.encode(None))
+        start = round(delay * 16000)
+        for pos in range(0, voice.size, 1024):
+            chunk = np.ascontiguousarray(voice[None, pos:pos + 1024])
+            frame = av.AudioFrame.from_ndarray(chunk, format="s16", layout="mono")
+            frame.sample_rate, frame.pts, frame.time_base = 16000, start + pos, Fraction(1, 16000)
+            container.mux(audio.encode(frame))
+        container.mux(audio.encode(None))
+
+
+def test_a_clip_whose_sound_starts_late_trains_on_the_sound_at_its_true_time(tmp_path, encoders):
+    """The soundtrack starts 0.136 s (3.4 frames) after the first picture: the window's wav2vec
+    features are those of the voice placed 0.136 s into the clip, not of the voice from frame 0."""
+    from comfyui_multitalk.models.audio import stack_speaker_windows
+
+    clips = tmp_path / "clips"
+    clips.mkdir()
+    voice = (synthetic_voice(1.0, 170.0, 8) * 32767).astype(np.int16)
+    _late_sound_clip(clips / "late.mkv", voice, 0.136)
+    (clip,), _ = find_clips(str(clips))
+    report = prepare_clip(clip, str(tmp_path / "cache"), encoders, DRAWN)
+    (_, window), *_ = _windows(tmp_path / "cache", report)
+    samples = voice.astype(np.float32) / 32768
+    placed = np.concatenate([np.zeros(round(0.136 * 16000), np.float32), samples])  # on the pictures' clock
+    for track, expected_equal in ((placed, True), (samples, False)):
+        features = build_speaker_audio(encoders.wav2vec, [prepare_track(track, 16000, 1)]).features
+        expected = stack_speaker_windows(features, 0, 9).to(torch.bfloat16)
+        assert torch.equal(audio_windows(window["audio"]), expected) is expected_equal
+
+
+def test_a_video_with_silence_for_a_soundtrack_is_image_to_video_data(tmp_path, encoders):
+    clips = tmp_path / "clips"
+    clips.mkdir()
+    frames = _scene(20, (30, 60, 120), left=True)
+    _write(str(clips), "quiet", frames, own_voice=np.zeros(16000, np.float32), caption="a room")
+    (clip,), _ = find_clips(str(clips))
+    report = prepare_clip(clip, str(tmp_path / "cache"), encoders, PrepareSettings(window=9, resolution="120p"))
+    windows = _windows(tmp_path / "cache", report)
+    assert len(windows) == 2 and all(info.task == "i2v" and t["audio"].eq(0).all() for info, t in windows)
+    assert any("image-to-video" in note for note in report.notes)  # and no face was asked for

@@ -93,20 +93,19 @@ def test_validation_holds_out_whole_clips_and_measures_a_repeatable_loss(tmp_pat
 
 
 def test_a_resumed_run_continues_its_log_and_its_ema(cache, tmp_path):
-    settings = TrainSettings(steps=4, learning_rate=1e-2, ema_decay=0.7, seed=2, **BASE)
+    settings = TrainSettings(steps=4, learning_rate=1e-2, ema_decay=0.7, seed=2, **{**BASE, "save_every": 2})
     straight = AdapterTrainer(_model(), cache, settings, str(tmp_path / "a")).run()
-    calls = []
 
-    def stop_at_step_3():
-        calls.append(1)
-        if len(calls) == 3:
-            raise KeyboardInterrupt
+    def crash_after_step_3(n, message):  # a crash, not a cancel: the last resume state is step 2's
+        if message.startswith("step 3/"):
+            raise RuntimeError("power cut")
 
-    with pytest.raises(KeyboardInterrupt):
-        AdapterTrainer(_model(), cache, settings, str(tmp_path / "b"), TrainHooks(check_interrupt=stop_at_step_3)).run()
+    with pytest.raises(RuntimeError, match="power cut"):
+        AdapterTrainer(_model(), cache, settings, str(tmp_path / "b"), TrainHooks(progress=crash_after_step_3)).run()
+    assert [int(r["step"]) for r in _rows(str(tmp_path / "b.log.csv"))] == [1, 2, 3]
     resumed = AdapterTrainer(_model(), cache, settings, str(tmp_path / "b")).run()
     assert resumed.start_step == 2 and resumed.losses == straight.losses
-    assert [int(r["step"]) for r in _rows(resumed.log_path)] == [1, 2, 3, 4]
+    assert [int(r["step"]) for r in _rows(resumed.log_path)] == [1, 2, 3, 4]  # step 3 once, from the resumed run
     a, b = load_file(str(tmp_path / "a_ema.safetensors")), load_file(str(tmp_path / "b_ema.safetensors"))
     for key in a:
         torch.testing.assert_close(b[key], a[key], rtol=0, atol=0)

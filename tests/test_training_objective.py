@@ -146,7 +146,7 @@ def test_training_timesteps_follow_the_shift_formula(cache, tmp_path):
 
 
 def test_frozen_parameters_never_get_gradients(cache, tmp_path):
-    model = _model()
+    model = _model().requires_grad_(True)  # as a model built in Python comes: every parameter trainable
     checked = []
 
     def inspect(n, message):
