@@ -141,6 +141,7 @@ class MultiTalkTrainAudioAdapter:
         }, "optional": {
             "weight_decay": ("FLOAT", {"default": 0.01, "min": 0.0, "max": 1.0, "step": 0.001, "tooltip": (
                 "AdamW weight decay.")}),
+            "vae": ("VAE", {"tooltip": "The Wan2.1 VAE, to decode the preview clips (only with preview_every > 0)."}),
             **TRAIN_OPTIONS,
         }}
 
@@ -148,7 +149,7 @@ class MultiTalkTrainAudioAdapter:
               warmup_steps: int, batch_size: int, grad_accumulation: int, zero_audio_share: float,
               compose_two_speakers: float, shift: float, seed: int, gradient_checkpointing: bool, autocast: str,
               save_every: int, save_dtype: str, resume: bool, audio_layers: str, weight_decay: float = 0.01,
-              **options):
+              vae=None, **options):
         from ..models.training import AdapterTrainer, TrainHooks, TrainSettings, draw_loss_curve, load_cache
 
         settings = TrainSettings(
@@ -164,7 +165,7 @@ class MultiTalkTrainAudioAdapter:
         hooks = TrainHooks(progress=bar.update, check_interrupt=comfy_bridge.check_interrupt)
         dit = model.to_device()
         try:
-            result = AdapterTrainer(dit, cache, settings, output, hooks).run(resume=bool(resume))
+            result = AdapterTrainer(dit, cache, settings, output, hooks, vae=vae).run(resume=bool(resume))
         finally:
             model.release()
         return (result.adapter_path, draw_loss_curve(result.losses), _report(result, settings))
@@ -185,6 +186,7 @@ def _report(result, settings) -> str:
         lines.append(f"Validation loss at step {step}: {value:.4f}.")
     lines += result.notes
     lines += [f"Adapter: {result.adapter_path}", f"Resume state: {result.resume_path}", f"Log: {result.log_path}"]
+    lines += [f"Preview: {path}" for path in result.previews[-3:]]
     return "\n".join(lines)
 
 

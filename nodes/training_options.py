@@ -23,6 +23,11 @@ TRAIN_OPTIONS = {
         "Hold out at least this many windows (whole clips) for a validation loss; 0: none.")}),
     "validation_every": ("INT", {"default": 100, "min": 1, "max": 1000000, "tooltip": (
         "Steps between validation losses (and at the last step).")}),
+    "preview_every": ("INT", {"default": 0, "min": 0, "max": 1000000, "tooltip": (
+        "Every N steps sample one window (the first held-out one) with the adapter as it is and write "
+        "<name>_preview_stepN.mp4 with its sound; needs the vae input. 0: no previews.")}),
+    "preview_steps": ("INT", {"default": 20, "min": 1, "max": 200, "tooltip": (
+        "Sampling steps of a preview clip (conditional pass only, no guidance).")}),
     "tensorboard": ("BOOLEAN", {"default": False, "tooltip": (
         "Also log loss, gradient norm, learning rate and validation loss for TensorBoard (<name>_tensorboard; "
         "pip install tensorboard). The CSV log <name>.log.csv is always written.")}),

@@ -156,9 +156,9 @@ def test_a_mixed_track_and_an_rttm_file_give_each_speaker_its_turns(tmp_path, en
     from comfyui_multitalk.models.audio import read_audio_file
 
     sound = to_mono_16k(*read_audio_file(str(clips / "talk.mp4")), 1)  # the video's own sound, on its clock
-    cut = [np.where((np.arange(sound.size) >= 8000) & (np.arange(sound.size) < 17600), sound, 0),
-           np.where((np.arange(sound.size) < 8000) | ((np.arange(sound.size) >= 17600) & (np.arange(sound.size) < 22400)),
-                    sound, 0)]
+    at = np.arange(sound.size)  # samples: alice 0.5-1.1 s, bob 0-0.5 s and 1.1-1.4 s
+    cut = [np.where((at >= 8000) & (at < 17600), sound, 0),
+           np.where((at < 8000) | ((at >= 17600) & (at < 22400)), sound, 0)]
     expected = build_speaker_audio(encoders.wav2vec, [prepare_track(t, 16000, k) for k, t in enumerate(cut, 1)])
     from comfyui_multitalk.models.audio import stack_speaker_windows
 

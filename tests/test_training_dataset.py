@@ -96,7 +96,9 @@ def test_window_tensors_match_the_sampler_encoding(prepared, clips, encoders):
     features = build_speaker_audio(encoders.wav2vec, [voice]).features
     for index, start in ((0, 0), (1, 9)):
         window = load_file(os.path.join(folder, f"alpha_w000{index}.safetensors"))
-        assert {t.dtype for t in window.values()} == {torch.bfloat16}  # the cache is stored in 16 bits
+        assert {t.dtype for k, t in window.items() if k != "speech"} == {torch.bfloat16}  # stored in 16 bits
+        samples = (voice[start * 640:(start + 9) * 640] * 32767).round().astype(np.int16)  # the sound, for previews
+        assert torch.equal(window["speech"][0], torch.from_numpy(samples))
         frames = _bucketed(str(clips / "alpha.mp4"), (160, 160), start, 9)
         assert torch.equal(window["latents"], _stored(encode_frames(encoders.vae, frames)[0]))
         assert torch.equal(window["y"], _stored(window_condition(encoders.vae, frames[:1], 9)[0][0]))
@@ -144,7 +146,8 @@ def test_real_tiny_vae_and_overlapping_windows(clips, encoders, tmp_path):
     from comfyui_multitalk.models.encoders.tiny import tiny_vae_state
 
     (alpha,) = [c for c in find_clips(str(clips))[0] if c.name == "alpha"]
-    overlapping = prepare_clip(alpha, str(tmp_path), encoders, PrepareSettings(window=5, stride=3, resolution="120p", require_faces=False))
+    overlapping = prepare_clip(alpha, str(tmp_path), encoders,
+                               PrepareSettings(window=5, stride=3, resolution="120p", require_faces=False))
     assert overlapping.windows == [f"alpha_w{i:04d}.safetensors" for i in range(6)]  # starts 0, 3, ..., 15
     third = load_file(str(tmp_path / overlapping.windows[2]))
     frames = _bucketed(str(clips / "alpha.mp4"), (160, 160), 6, 5)

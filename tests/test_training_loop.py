@@ -122,3 +122,17 @@ def test_tensorboard_gets_the_same_scalars(cache, tmp_path):
     assert [e.step for e in events.Scalars("train/loss")] == [1, 2, 3]
     assert [e.value for e in events.Scalars("train/loss")] == pytest.approx(result.losses, rel=1e-6)
     assert {"train/grad_norm", "train/lr"} <= set(events.Tags()["scalars"])
+
+
+def test_preview_clips_are_sampled_decoded_and_written_with_their_sound(tmp_path, tiny_vae):
+    from comfyui_multitalk.models.errors import GenerationInputError
+    from comfyui_multitalk.models.video_io import probe_video
+
+    cache = load_cache(write_synthetic_cache(str(tmp_path / "c"), windows=3, frames=9, latent_size=(4, 4)))
+    settings = TrainSettings(steps=4, learning_rate=1e-3, preview_every=2, preview_steps=2, **BASE)
+    with pytest.raises(GenerationInputError, match="no VAE was given"):
+        AdapterTrainer(_model(), cache, settings, str(tmp_path / "p"))
+    result = AdapterTrainer(_model(), cache, settings, str(tmp_path / "p"), vae=tiny_vae).run()
+    assert result.previews == [str(tmp_path / "p_preview_step000002.mp4"), str(tmp_path / "p_preview_step000004.mp4")]
+    probe = probe_video(result.previews[-1])
+    assert probe.frames == 9 and probe.audio_seconds is not None and abs(probe.audio_seconds - 9 / 25) < 0.05

@@ -79,7 +79,11 @@ def test_continuation_windows_train_what_long_video_sampling_runs(cache):
     for mode, y_key, clean in (("multitalk", "y_motion", False), ("infinitetalk", "y_ref", True)):
         mix = TaskMix(0.0, 0.0, 1.0, mode)
         seen_paths = []
-        loader = lambda info: seen_paths.append(info.path) or {k: v.float() for k, v in files[info.path].items()}  # noqa
+
+        def loader(info, seen_paths=seen_paths):
+            seen_paths.append(info.path)
+            return {k: v.float() for k, v in files[info.path].items()}
+
         batch = BatchPlanner(cache, 2, 0.0, 0.0, 32, torch.Generator().manual_seed(1), loader=loader,
                              mix=mix).next_batch()
         assert batch.known_slots == [2, 2] and batch.clean_slots == ([2, 2] if clean else [0, 0])  # 5 frames

@@ -20,7 +20,8 @@ from .settings import TrainSettings
 from .trainer import AdapterTrainer, TrainHooks, TrainResult, flow_matching_loss, shifted_timesteps
 
 __all__ = [
-    "AdapterTrainer", "ClipSource", "FlowDraw", "draw_flow", "noised_latents", "velocity_target", "DatasetEncoders", "PrepareSettings", "PrepareSummary", "TrainHooks",
+    "AdapterTrainer", "ClipSource", "DatasetEncoders", "FlowDraw", "PrepareSettings", "PrepareSummary", "TrainHooks",
+    "draw_flow", "noised_latents", "velocity_target",
     "TrainResult", "TrainSettings", "TrainableAdapter", "TrainingCache", "WindowInfo", "adapter_paths",
     "check_model_fits", "checkpointed_blocks", "draw_loss_curve", "find_clips", "flow_matching_loss",
     "load_cache", "prepare_clip", "prepare_dataset", "save_adapter", "shifted_timesteps",

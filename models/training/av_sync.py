@@ -87,6 +87,6 @@ def unsynchronised(frames: np.ndarray, faces: list[Optional[Face]], tracks: list
         lag, confidence = estimate_offset(visual, loudness_change(track, start, frames.shape[0]))
         if abs(lag) > max_offset and confidence >= MIN_CONFIDENCE:
             late = "late" if lag > 0 else "early"
-            return (f"unsynchronised audio: speaker {number}'s sound is about {abs(lag)} frames ({abs(lag) / 25:.2f} s) "
-                    f"{late} against the mouth (confidence {confidence:.2f}; at most {max_offset} frames allowed)")
+            return (f"unsynchronised audio: speaker {number}'s sound is about {abs(lag)} frames "
+                    f"({abs(lag) / 25:.2f} s) {late} against the mouth (confidence {confidence:.2f}; at most {max_offset} frames allowed)")
     return None

@@ -15,6 +15,7 @@ optionally, for training the window as a continuation (what long-video sampling 
   y_motion, clip_motion   MultiTalk mode: the first `motion_multitalk` frames known in y, CLIP of
                           the last known frame
   y_ref, clip_ref         InfiniteTalk mode: y and CLIP of the clip's reference (first) frame
+  speech  [S, F * 640]    each speaker's 16 kHz sound under the window, int16 (preview clips)
 and, as metadata, the encoder sizes a model must match, the source clip, the window index and
 the task ("talk", or "i2v" for a clip without speech: image-to-video data with zero audio).
 Tensors are stored in bf16 (what the model computes in) and read back as fp32.
@@ -70,6 +71,8 @@ def write_window(path: str, tensors: Mapping[str, torch.Tensor], meta: Mapping[s
 
     keys = list(TENSOR_KEYS) + [k for pair in CONTINUATION_KEYS.values() for k in pair if k in tensors]
     data = {k: tensors[k].detach().cpu().to(CACHE_DTYPE).contiguous() for k in keys}
+    if "speech" in tensors:  # the window's sound for previews, int16 PCM as it is
+        data["speech"] = tensors["speech"].detach().cpu().to(torch.int16).contiguous()
     save_file(data, path, metadata={"format": WINDOW_FORMAT, **{k: str(v) for k, v in meta.items()}})
 
 

@@ -30,6 +30,7 @@ from .av_sync import speaker_faces, unsynchronised
 from .cache import AUDIO_CONTEXT, MANIFEST, write_window
 from .clip_audio import ClipAudio, read_clip_audio
 from .clip_folder import ClipSource, find_clips
+from .preview import speech_samples
 from .scenes import shot_ranges
 from .video_clips import TRAIN_FPS, frames_at_fps, iter_shot_windows
 from .window_layout import NoUsableFace, WindowRegions
@@ -136,10 +137,11 @@ def _encode_window(encoders: DatasetEncoders, frames: np.ndarray, reference: np.
     if audio.talking:
         rows = window_indices(audio.features[0].shape[0], start - AUDIO_CONTEXT, count + 2 * AUDIO_CONTEXT, 1)[:, 0]
         sound = torch.stack([f[rows] for f in audio.features])  # [S, F + 4, L, C]
+        extra = {"speech": speech_samples(audio.tracks, start, count)}
     else:
-        sound = audio.silent_window(count + 2 * AUDIO_CONTEXT)
+        sound, extra = audio.silent_window(count + 2 * AUDIO_CONTEXT), {}
     tensors = {"latents": encode_frames(encoders.vae, pixels)[0], "y": y, "audio": sound, "text": text,
-               "clip": clip, "masks": layout.latent_masks()}
+               "clip": clip, "masks": layout.latent_masks(), **extra}
     if settings.motion_multitalk < count:  # known frames of a MultiTalk continuation
         tensors["y_motion"], tensors["clip_motion"] = _condition(encoders, pixels[:settings.motion_multitalk], count)
     if settings.motion_infinitetalk < count:  # InfiniteTalk: the shot's reference frame anchors every window

@@ -39,6 +39,8 @@ class TrainSettings:
     validation_windows: int = 0  # windows held out (whole clips) for the validation loss; 0: none
     validation_every: int = 100  # steps between validation losses
     tensorboard: bool = False  # also log to TensorBoard (needs the tensorboard package)
+    preview_every: int = 0  # steps between preview clips (needs a VAE); 0: none
+    preview_steps: int = 20  # sampling steps of a preview clip
     fresh_audio_layers: bool = False  # start from new audio layers instead of the model's own
 
     def validate(self) -> None:
@@ -58,6 +60,7 @@ class TrainSettings:
             (self.optimizer in OPTIMIZERS, f"optimizer must be one of {', '.join(OPTIMIZERS)}"),
             (self.max_grad_norm >= 0, "max_grad_norm must be >= 0 (0: no clipping)"),
             (0 <= self.ema_decay < 1, "ema_decay must be in [0, 1) (0: no EMA; 0.999 is usual)"),
+            (self.preview_every >= 0 and self.preview_steps >= 1, "preview_every must be >= 0 and preview_steps >= 1"),
             (self.validation_windows >= 0 and self.validation_every >= 1,
              "validation_windows must be >= 0 and validation_every >= 1"),
             (not self.offload_activations or self.gradient_checkpointing,

@@ -159,6 +159,9 @@ def write_synthetic_cache(folder: str, windows: int = 4, frames: int = 9, latent
         tensors = {"latents": latents, "y": y, "audio": audio, "text": torch.randn(5, config.text_dim, generator=g),
                    "clip": clip, "masks": masks, "y_motion": y_motion, "clip_motion": clip.flip(0),
                    "y_ref": y, "clip_ref": clip}
+        if not silent:  # the sound under the window (preview clips play it)
+            voices = [synthetic_voice(frames / 25, 150.0 + 70 * k, seed + index) for k in range(speakers)]
+            tensors["speech"] = torch.from_numpy((np.stack(voices) * 32767).astype(np.int16))
         meta = {"source": f"synthetic{index}.mp4", "window_index": index, "start_frame": 0, "frames": frames,
                 "motion_multitalk": motion, "motion_infinitetalk": motion, "task": "i2v" if silent else "talk",
                 "speakers": speakers, "latent_channels": 16, "text_dim": config.text_dim,

@@ -11,21 +11,23 @@ from __future__ import annotations
 import os
 import time
 from dataclasses import dataclass, field
-from typing import Callable, Optional
+from typing import Any, Callable, Optional
 
 import torch
 
 from ..errors import GenerationInputError
+from ..output_files import check_output
 from .adapter_params import TrainableAdapter, checkpointed_blocks
 from .batches import BatchPlanner, TaskMix, TrainBatch
 from .cache import MANIFEST, TrainingCache, check_model_fits
-from .checkpoints import adapter_paths, check_adapter_outputs, check_writable, ema_path, load_resume_state, save_adapter, \
-    save_resume_state, step_path
-from .distributed import ProcessGroupInfo, barrier, current_group, full_tensor, load_optimizer_state, \
-    mean_over_processes, optimizer_state, shard_modules
-from .flow import FlowDraw, clean_motion_slots, draw_flow, loss_weights, masked_mse, noised_latents, \
-    shifted_timesteps, velocity_target
-from .optim import AdapterEMA, build_optimizer, resolve_optimizer, clip_gradients, learning_rate, set_learning_rate
+from .checkpoints import (adapter_paths, check_adapter_outputs, check_writable, ema_path, load_resume_state,
+                          save_adapter, save_resume_state, step_path)
+from .distributed import (ProcessGroupInfo, barrier, current_group, full_tensor, load_optimizer_state,
+                          mean_over_processes, optimizer_state, shard_modules)
+from .flow import (FlowDraw, clean_motion_slots, draw_flow, loss_weights, masked_mse, noised_latents,
+                   shifted_timesteps, velocity_target)
+from .optim import AdapterEMA, build_optimizer, clip_gradients, learning_rate, resolve_optimizer, set_learning_rate
+from .preview import preview_path, render_preview
 from .settings import AUTOCAST_CHOICES, TrainSettings
 from .train_log import TrainLog
 from .validation import split_validation, validation_loss
@@ -50,6 +52,7 @@ class TrainResult:
     grad_norms: list[float] = field(default_factory=list)  # this call's steps, before clipping
     val_losses: list[tuple[int, float]] = field(default_factory=list)  # (step, validation loss)
     log_path: str = ""
+    previews: list[str] = field(default_factory=list)  # preview clips written by this call
 
 
 def flow_matching_loss(model: torch.nn.Module, batch: TrainBatch, draw: FlowDraw, autocast: bool) -> torch.Tensor:
@@ -73,8 +76,12 @@ class AdapterTrainer:
     with the same settings; the adapter is sharded and process 0 writes the files."""
 
     def __init__(self, model: torch.nn.Module, cache: TrainingCache, settings: TrainSettings, output: str,
-                 hooks: Optional[TrainHooks] = None, group: Optional[ProcessGroupInfo] = None):
+                 hooks: Optional[TrainHooks] = None, group: Optional[ProcessGroupInfo] = None, vae: Any = None):
         settings.validate()
+        if settings.preview_every and vae is None:
+            raise GenerationInputError(f"preview_every is {settings.preview_every} but no VAE was given: connect the "
+                                       "VAE (it decodes the preview clips) or set preview_every to 0.")
+        self.vae = vae
         check_model_fits(cache, model.config)
         self.model, self.settings = model, settings
         self.group = group or current_group()
@@ -156,6 +163,7 @@ class AdapterTrainer:
             if val is not None:
                 result.val_losses.append((step, val))
             log.write(step, loss, norm, learning_rate(settings, step - 1), time.perf_counter() - started, val)
+            self._preview(step, result)
             recent = result.losses[-10:]
             self.hooks.progress(1, f"step {step}/{settings.steps} loss {sum(recent) / len(recent):.4f}")
             if settings.save_every and step % settings.save_every == 0 and step < settings.steps:
@@ -185,6 +193,15 @@ class AdapterTrainer:
         if not self.held_out.windows or (step % settings.validation_every and step != settings.steps):
             return None
         return validation_loss(self._loss, self.held_out, self.model.config.text_len, settings.shift)
+
+    def _preview(self, step: int, result: TrainResult) -> None:
+        if not self.settings.preview_every or step % self.settings.preview_every:
+            return
+        window = (self.held_out.windows or self.cache.windows)[0]
+        path = check_output(preview_path(self.adapter_path, step), overwrite=True, kind=None)
+        render_preview(self.model, self.vae, window, self.settings.preview_steps, self.settings.shift, self.autocast,
+                       path, write=self.group.is_main)
+        result.previews.append(path)
 
     def _interruptible(self, adapter, optimizer, ema, generator, step: int, losses: list[float]) -> None:
         """Check for a cancel; on one, keep the progress in a resume state first."""
