@@ -29,6 +29,7 @@ def add_train_parser(commands) -> argparse.ArgumentParser:
     train.add_argument("--output", required=True, help="the adapter to write (.safetensors; also names the resume "
                        "state and logs)")
     train.add_argument("--dtype", default="bf16", help="backbone dtype: bf16, fp16, fp32 or fp8_e4m3fn")
+    train.add_argument("--vae", default="", help="the Wan2.1 VAE file, to decode preview clips (--preview-every)")
     train.add_argument("--no-resume", action="store_true", help="start again even when a resume state exists")
     train.add_argument("--batch-size", type=int, default=1, help="windows per micro-batch in each process")
     for field in dataclasses.fields(TrainSettings):
@@ -62,7 +63,12 @@ def run_train(args: argparse.Namespace) -> None:
     group, device = init_from_environment()
     sources = list(args.model) + ([args.audio_weights] if args.audio_weights else [])
     model = load_dit(sources, dtype=args.dtype, device=device, require_audio=bool(args.audio_weights))
-    trainer = AdapterTrainer(model, load_cache(args.cache), settings, args.output, group=group)
+    vae = None
+    if args.vae:
+        from ..models.encoders import load_vae
+
+        vae = load_vae(args.vae)
+    trainer = AdapterTrainer(model, load_cache(args.cache), settings, args.output, group=group, vae=vae)
     result = trainer.run(resume=not args.no_resume)
     if group.is_main:
         print(f"trained steps {result.start_step + 1}..{len(result.losses)}; last loss "

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import os
+import shutil
 import subprocess
 import sys
 
@@ -28,7 +29,7 @@ def _train(args: list[str], processes: int = 1) -> str:
 
 def _log(adapter: str, column: str) -> list[float]:
     with open(adapter.replace(".safetensors", ".log.csv"), newline="") as handle:
-        return [float(row[column]) for row in csv.DictReader(handle)]
+        return [float(row[column]) for row in csv.DictReader(handle) if row[column]]
 
 
 @pytest.mark.slow
@@ -38,7 +39,8 @@ def test_two_gloo_processes_train_what_one_process_trains(tmp_path):
     common = ["--model", base, "--audio-weights", audio, "--cache", cache, "--dtype", "fp32", "--autocast", "off",
               "--learning-rate", "1e-3", "--warmup-steps", "1", "--save-every", "0", "--save-dtype", "fp32",
               "--zero-audio-share", "0.3", "--continuation-share", "0.5", "--gradient-checkpointing", "on",
-              "--max-grad-norm", "0.05", "--seed", "3"]
+              "--max-grad-norm", "0.05", "--seed", "3", "--ema-decay", "0.5", "--validation-windows", "1",
+              "--validation-every", "2"]
     single, shared = str(tmp_path / "single.safetensors"), str(tmp_path / "shared.safetensors")
     _train(common + ["--steps", "3", "--batch-size", "2", "--output", single])
     out = _train(common + ["--steps", "2", "--batch-size", "1", "--output", shared], processes=2)
@@ -46,13 +48,24 @@ def test_two_gloo_processes_train_what_one_process_trains(tmp_path):
 
     state = torch.load(shared.replace(".safetensors", ".resume.pt"), weights_only=True)
     assert state["step"] == 2 and state["settings"]["processes"] == 2
-    # The resume state of the 2-process run continues in one process (its batch of 2 is the same data).
+    # The resume state of the 2-process run continues in 2 processes, and in one (its batch of 2 is the
+    # same data).
+    again = str(tmp_path / "again.safetensors")
+    for suffix in (".resume.pt", ".log.csv"):
+        shutil.copy(shared.replace(".safetensors", suffix), again.replace(".safetensors", suffix))
+    _train(common + ["--steps", "3", "--batch-size", "1", "--output", again], processes=2)
     _train(common + ["--steps", "3", "--batch-size", "2", "--output", shared])
     assert _log(shared, "loss") == pytest.approx(_log(single, "loss"), rel=1e-5)
+    assert _log(again, "loss") == pytest.approx(_log(single, "loss"), rel=1e-5)
+    assert len(_log(single, "val_loss")) == 2  # steps 2 and 3 (the last)
+    assert _log(shared, "val_loss") == pytest.approx(_log(single, "val_loss"), rel=1e-5)
     # Averaged, not summed, gradients: the norms (before clipping to 0.05) agree too.
     assert _log(shared, "grad_norm") == pytest.approx(_log(single, "grad_norm"), rel=1e-4)
     assert min(_log(single, "grad_norm")) > 0.05
-    one, two = load_file(single), load_file(shared)
-    assert one.keys() == two.keys() and len(one) > 0
-    for key in one:  # 3 AdamW steps of 1e-3: equal to 1% of a step (summation order differs)
-        torch.testing.assert_close(two[key], one[key], rtol=0, atol=1e-5)
+    for name in ("", "_ema"):
+        one = load_file(single.replace(".safetensors", f"{name}.safetensors"))
+        for other in (shared, again):
+            two = load_file(other.replace(".safetensors", f"{name}.safetensors"))
+            assert one.keys() == two.keys() and len(one) > 0
+            for key in one:  # 3 AdamW steps of 1e-3: equal to 1% of a step (summation order differs)
+                torch.testing.assert_close(two[key], one[key], rtol=0, atol=1e-5)

@@ -147,7 +147,7 @@ def _encode_window(encoders: DatasetEncoders, frames: np.ndarray, reference: np.
     if settings.motion_infinitetalk < count:  # InfiniteTalk: the shot's reference frame anchors every window
         same = np.array_equal(reference, frames[0])
         tensors["y_ref"], tensors["clip_ref"] = (y, clip) if same else \
-            _condition(encoders, torch.from_numpy(reference).float().div(255.0)[None], count)
+            _condition(encoders, torch.from_numpy(reference.copy()).float().div(255.0)[None], count)
     return tensors
 
 
