@@ -38,7 +38,7 @@ def _rss_peak_mb() -> float:
 def measure(name: str, steps: int, checkpointing: bool) -> dict:
     import torch
 
-    from comfyui_multitalk.models.dit.checkpoint import is_audio_key
+    from comfyui_multitalk.models.dit.keys import is_audio_key
     from comfyui_multitalk.models.dit.config import DiTConfig
     from comfyui_multitalk.models.dit.loading import load_dit
     from comfyui_multitalk.models.dit.tiny import random_dit_state_dict

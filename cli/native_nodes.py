@@ -121,6 +121,24 @@ class LoadAudio(_StandIn):
         return ({"waveform": torch.from_numpy(samples)[None], "sample_rate": int(rate)},)
 
 
+@dataclass
+class VideoFile:
+    """LoadVideo's VIDEO outside ComfyUI: the file, read by whoever takes it (like VideoFromFile)."""
+
+    path: str
+
+    def get_stream_source(self) -> str:
+        return self.path
+
+
+class LoadVideo(_StandIn):
+    CLASS_TYPE = "LoadVideo"
+    FUNCTION = "load"
+
+    def load(self, file: str):
+        return (VideoFile(self.context.find_input(file, "video file")),)
+
+
 class CreateVideo(_StandIn):
     CLASS_TYPE = "CreateVideo"
     FUNCTION = "create"
@@ -204,7 +222,7 @@ class PreviewImage(_StandIn):
         return _save_images(self.context, images, "preview", "preview")
 
 
-STAND_INS = (LoadImage, LoadImageMask, LoadAudio, CreateVideo, SaveVideo, SaveImage, PreviewImage)
+STAND_INS = (LoadImage, LoadImageMask, LoadAudio, LoadVideo, CreateVideo, SaveVideo, SaveImage, PreviewImage)
 
 
 def stand_in_factories(context: RunContext) -> dict:

@@ -3,7 +3,7 @@
 Facts read from ComfyUI (Comfy-Org/ComfyUI a125cd84, Oct 2025): nodes.py (LoadImage,
 LoadImageMask, SaveImage, PreviewImage, CLIPLoader, CLIPTextEncode, CLIPVisionLoader,
 CLIPVisionEncode, VAELoader), comfy_extras/nodes_audio.py (LoadAudio),
-comfy_extras/nodes_video.py and comfy_api/latest/_util/video_types.py (CreateVideo,
+comfy_extras/nodes_video.py and comfy_api/latest/_util/video_types.py (LoadVideo, CreateVideo,
 SaveVideo, their format/codec choices). The frontend adds widgets of its own after a node's
 inputs (upload buttons, the audio player); their saved values are `ui_extra_widgets`.
 """
@@ -49,6 +49,9 @@ NATIVE_SPECS: dict[str, NativeSpec] = {
     "LoadAudio": NativeSpec(
         {"required": {"audio": (file_input("input"), {"audio_upload": True})}},
         ("AUDIO",), ("AUDIO",), ui_extra_widgets=(None, None)),
+    "LoadVideo": NativeSpec(  # comfy_extras/nodes_video.py LoadVideo; the upload widget saves "image"
+        {"required": {"file": (file_input("input"), {"video_upload": True})}},
+        ("VIDEO",), ("VIDEO",), ui_extra_widgets=("image",)),
     "CreateVideo": NativeSpec(
         {"required": {"images": ("IMAGE",), "fps": ("FLOAT", {"default": 30.0, "min": 1.0, "max": 120.0, "step": 1.0})},
          "optional": {"audio": ("AUDIO",)}},

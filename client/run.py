@@ -9,6 +9,7 @@ from typing import Sequence
 
 import websocket
 
+from ..models.output_files import numbered_path
 from .api import ComfyServer
 from .watch import Log, ProgressPrinter, follow_websocket, stderr_log, wait_for_history
 from .workflow import apply_overrides, assign_inputs, plan_inputs
@@ -40,6 +41,8 @@ def download_outputs(server: ComfyServer, outputs: dict, output_dir: str, includ
         target = os.path.join(output_dir, name)
         if target in paths:  # two nodes wrote the same name into different subfolders
             target = os.path.join(output_dir, f"{node_id}_{name}")
+        if os.path.lexists(target):  # a file already there (an earlier run's, or the user's) is kept
+            target = numbered_path(*os.path.splitext(target))
         server.download(item["filename"], item.get("subfolder", ""), item.get("type", "output"), target)
         log(f"saved {target}")
         paths.append(target)

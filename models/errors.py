@@ -38,3 +38,7 @@ class DatasetInputError(MultiTalkError):
 
 class OutputPathError(MultiTalkError):
     """An output path that would overwrite an input, or a container or folder the pack cannot write."""
+
+
+class DubbingInputError(MultiTalkError):
+    """Source videos, prompt or image timelines, or dubbing masks that cannot be used."""

@@ -11,6 +11,8 @@ _NODE_MODULES = (
     "encoder_nodes",
     "sampler_nodes",
     "training_nodes",
+    "dubbing_nodes",
+    "timeline_nodes",
 )
 
 

@@ -21,8 +21,10 @@ from ..models.output_files import check_output, note_input
 # Folders the pack reads besides ComfyUI's standard ones, with their file extensions.
 EXTRA_MODEL_FOLDERS = {
     "audio_encoders": {".safetensors", ".bin", ".pt", ".pth"},
-    "model_patches": {".safetensors", ".pt", ".pth"},
+    "model_patches": {".safetensors", ".pt", ".pth", ".gguf"},
 }
+# File types ComfyUI's own folders do not list but the pack reads (city96's and kijai's GGUF files).
+EXTRA_EXTENSIONS = {"diffusion_models": {".gguf"}, "model_patches": {".gguf"}}
 
 _interrupt_flag = threading.Event()
 
@@ -50,6 +52,16 @@ def register_extra_folders() -> None:
         if name not in folder_paths.folder_names_and_paths:
             path = os.path.join(folder_paths.models_dir, name)
             folder_paths.folder_names_and_paths[name] = ([path], set(exts))
+    for name, exts in EXTRA_EXTENSIONS.items():
+        entry = folder_paths.folder_names_and_paths.get(name)
+        if entry is not None and _extra_folder(name) not in folder_paths.folder_names_and_paths:
+            # A sibling entry over the same folders (ComfyUI-GGUF does the same): ComfyUI's own
+            # extension set is shared by many folders and must not change.
+            folder_paths.folder_names_and_paths[_extra_folder(name)] = (entry[0], set(exts))
+
+
+def _extra_folder(name: str) -> str:
+    return f"{name}_multitalk_extra"
 
 
 def list_model_files(folder: str) -> list[str]:
@@ -57,10 +69,13 @@ def list_model_files(folder: str) -> list[str]:
     folder_paths = _comfy_module("folder_paths")
     if folder_paths is None:
         return []
-    try:
-        return list(folder_paths.get_filename_list(folder))
-    except Exception:
-        return []
+    names: list[str] = []
+    for name in (folder, _extra_folder(folder)):
+        try:
+            names += [n for n in folder_paths.get_filename_list(name) if n not in names]
+        except Exception:  # the folder is not registered
+            continue
+    return names
 
 
 def resolve_model_path(folder: str, name: str) -> str:
@@ -91,6 +106,16 @@ def default_device() -> torch.device:
     if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
         return torch.device("mps")
     return torch.device("cpu")
+
+
+DEVICE_CHOICES = ("auto", "cpu")
+
+
+def chosen_device(choice: str) -> torch.device:
+    """A loader's device widget: auto = the GPU ComfyUI uses (or the best one here), cpu = the CPU."""
+    if choice not in DEVICE_CHOICES:
+        raise CheckpointError(f"Unknown device '{choice}': choose {' or '.join(DEVICE_CHOICES)}.")
+    return torch.device("cpu") if choice == "cpu" else default_device()
 
 
 def offload_device() -> torch.device:

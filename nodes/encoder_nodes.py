@@ -8,17 +8,18 @@ from __future__ import annotations
 import torch
 
 from ..models.encoders.devices import resolve_dtype
+from ..models.errors import EncoderInputError
 from . import comfy_bridge
 
 CATEGORY = "MultiTalk/encoders"
-DEVICES = ["auto", "cpu"]
+DEVICES = list(comfy_bridge.DEVICE_CHOICES)
 DTYPE_CHOICES = ["auto", "bf16", "fp16", "fp32"]
 _DEVICE_TIP = ("Where the model computes. auto: the GPU ComfyUI uses (weights rest on the CPU between runs); "
                "cpu: slower, saves VRAM.")
 
 
 def _device(choice: str) -> torch.device:
-    return torch.device("cpu") if choice == "cpu" else comfy_bridge.default_device()
+    return comfy_bridge.chosen_device(choice)
 
 
 class MultiTalkTextEncoderLoader:
@@ -127,6 +128,8 @@ class MultiTalkClipVisionEncode:
         }}
 
     def encode(self, clip_vision, image: torch.Tensor, crop: str):
+        if crop not in ("none", "center"):
+            raise EncoderInputError(f"Unknown crop '{crop}': choose none (the official whole frame) or center.")
         return (clip_vision.encode_image(image, crop=crop == "center"),)
 
 

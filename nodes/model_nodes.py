@@ -31,8 +31,9 @@ class MultiTalkModel:
 
 
 class MultiTalkModelLoader:
-    DESCRIPTION = ("Loads the Wan2.1-I2V-14B diffusion model (single file, fp16/bf16/fp8 incl. scaled fp8, or "
-                   "sharded with its index json) and lays the MultiTalk or InfiniteTalk audio layers over it.")
+    DESCRIPTION = ("Loads the Wan2.1-I2V-14B diffusion model (single file, fp16/bf16/fp8 incl. scaled fp8, a GGUF "
+                   "file (Q8_0, Q6_K, Q5_K_M, Q4_K_M, ...: kept quantised), or sharded with its index json) and lays "
+                   "the MultiTalk or InfiniteTalk audio layers (safetensors or GGUF) over it.")
     CATEGORY = CATEGORY
     FUNCTION = "load"
     RETURN_TYPES = ("MULTITALK_MODEL",)
@@ -54,7 +55,7 @@ class MultiTalkModelLoader:
             "attention": (list(BACKENDS), {"default": "auto", "tooltip": (
                 "Attention kernel. auto/sdpa: PyTorch's, exact and memory-efficient everywhere. xformers, "
                 "flash_attn, sageattention: used when installed, CUDA only (the last two change numbers slightly).")}),
-            "device": (["auto", "cpu"], {"default": "auto", "tooltip": "auto: ComfyUI's GPU; cpu: very slow, for tests."}),
+            "device": (list(comfy_bridge.DEVICE_CHOICES), {"default": "auto", "tooltip": "auto: ComfyUI's GPU; cpu: very slow, for tests."}),
             "offload": ("BOOLEAN", {"default": True, "tooltip": (
                 "Move the model to the CPU after each run, freeing VRAM for the VAE and other nodes.")}),
         }, "optional": {
@@ -70,7 +71,7 @@ class MultiTalkModelLoader:
         sources = [comfy_bridge.resolve_model_path("diffusion_models", model)]
         if audio_weights and audio_weights != "none":
             sources.append(_resolve_audio_weights(audio_weights))
-        target = torch.device("cpu") if device == "cpu" else comfy_bridge.default_device()
+        target = comfy_bridge.chosen_device(device)
         dit = load_dit(sources, dtype=None if dtype == "auto" else dtype, device="cpu", attention="auto",
                        require_audio=not fresh_audio_layers)
         if attention not in ("auto", "sdpa"):

@@ -14,6 +14,7 @@ from ..models.sampling.plan import MODES, default_motion_frames
 from ..models.sampling.solvers import SOLVERS
 from ..models.dit.routing import ROUTING_MODES
 from . import comfy_bridge
+from .dubbing_inputs import timeline_inputs, window_conditions
 from .sampler_inputs import clip_encoder_for, conditioning_tensor, fit_reference, penultimate_features
 
 CATEGORY = "MultiTalk/sampling"
@@ -71,6 +72,7 @@ def _inputs() -> dict:
             "stream_to": ("STRING", {"default": "", **tip(
                 "Optional .mp4 path: frames are written there window by window with the soundtrack, so RAM "
                 "stays bounded for long videos; the IMAGE output then holds only the last frame.")}),
+            **timeline_inputs(),
         },
     }
 
@@ -93,7 +95,7 @@ class MultiTalkSampler:
 
     def sample(self, model, positive, negative, clip_vision_output, vae, image, audio, speakers, steps, shift,
                text_scale, audio_scale, seed, sampler, mode, window_frames, motion_frames, color_correction,
-               max_frames, routing, apg, clip_vision=None, batch_guidance=True, stream_to=""):
+               max_frames, routing, apg, clip_vision=None, batch_guidance=True, stream_to="", **timelines):
         notes, stream_path = [], ""
         if stream_to.strip():  # before any work: never over an input, numbered when it exists, a real container
             stream_path = check_output(stream_to.strip(), kind="video")
@@ -109,6 +111,7 @@ class MultiTalkSampler:
             positive=conditioning_tensor(positive, "positive"), negative=conditioning_tensor(negative, "negative"),
             reference=fit_reference(image, speakers), clip_features=penultimate_features(clip_vision_output),
             audio_features=list(audio.features), masks=speakers.latent_masks())
+        inputs.conditions = window_conditions(inputs, speakers, settings, audio, clip_vision, **timelines)
         if getattr(model.model, "fresh_audio_layers", False):
             notes.append("The model's audio layers are untrained (fresh_audio_layers): lips will not follow the "
                          "audio. Load multitalk.safetensors or a trained adapter.")

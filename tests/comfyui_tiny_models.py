@@ -37,7 +37,26 @@ def write_models(models_dir: str, seed: int = 0) -> dict[str, str]:
             os.makedirs(os.path.join(models_dir, folder), exist_ok=True)
             names[field] = os.path.basename(source)
             shutil.move(source, os.path.join(models_dir, folder, names[field]))
+    names.update(_write_gguf_models(models_dir, seed))
     return names
+
+
+def _write_gguf_models(models_dir: str, seed: int) -> dict[str, str]:
+    """A city96-style Q8_0 DiT and a kijai-style audio-layer GGUF, for the loaders' lists."""
+    from gguf import GGMLQuantizationType as Q
+
+    from comfyui_multitalk.models.dit.keys import is_audio_key
+    from comfyui_multitalk.models.dit.tiny import random_dit_state_dict, tiny_dit_config
+    from comfyui_multitalk.models.weights.gguf_write import write_tiny_gguf
+
+    state = random_dit_state_dict(tiny_dit_config(), seed=seed)
+    rule = lambda key, tensor: Q.Q8_0 if tensor.dim() == 2 and key.startswith("blocks.") else Q.F32  # noqa: E731
+    files = {"dit_gguf": ("diffusion_models", "wan2.1-i2v-14b-480p-tiny-Q8_0.gguf", False),
+             "audio_weights_gguf": ("model_patches", "Wan2_1-InfiniteTalk_Single_tiny_Q8.gguf", True)}
+    for folder, name, audio in files.values():
+        part = {k: v for k, v in state.items() if is_audio_key(k) == audio}
+        write_tiny_gguf(part, os.path.join(models_dir, folder, name), rule)
+    return {field: name for field, (_, name, _) in files.items()}
 
 
 if __name__ == "__main__":

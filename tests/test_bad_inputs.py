@@ -255,3 +255,199 @@ def tiny_wav2vec():
                             conv_dim=[16] * 7, num_conv_pos_embeddings=16, num_conv_pos_embedding_groups=2)
     return Wav2VecEncoder(model=Wav2Vec2Model(config).eval(), do_normalize=False, source="tiny")
 
+
+
+# --- model files ------------------------------------------------------------------------------
+
+def _tiny_dit_state(seed: int = 1) -> dict:
+    from comfyui_multitalk.models.dit.tiny import random_dit_state_dict, tiny_dit_config
+
+    return random_dit_state_dict(tiny_dit_config(), seed=seed)
+
+
+@pytest.fixture(scope="module")
+def model_folder(tmp_path_factory) -> Path:
+    """Files as users have them, each wrong for what it is given to."""
+    from gguf import GGMLQuantizationType as Q
+    from safetensors.torch import save_file
+
+    from comfyui_multitalk.models.dit.keys import is_audio_key
+    from comfyui_multitalk.models.encoders.tiny import tiny_text_encoder_state, tiny_vae_state
+    from comfyui_multitalk.models.weights.gguf_write import write_tiny_gguf
+
+    folder = tmp_path_factory.mktemp("models")
+    state = _tiny_dit_state()
+    save_file(state, str(folder / "wan.safetensors"))
+    save_file({k: v for k, v in state.items() if is_audio_key(k)}, str(folder / "multitalk.safetensors"))
+    full = (folder / "wan.safetensors").read_bytes()
+    (folder / "half_downloaded.safetensors").write_bytes(full[: len(full) // 3])
+    (folder / "readme.safetensors").write_text("see the model card")
+    (folder / "empty.safetensors").write_bytes(b"")
+    save_file(tiny_vae_state(base_dim=8, seed=3), str(folder / "wan_2.1_vae.safetensors"))
+    save_file(tiny_text_encoder_state(), str(folder / "umt5_xxl.safetensors"))
+    lora = {f"diffusion_model.blocks.0.self_attn.q.lora_{s}.weight": torch.zeros(4, 32) for s in ("A", "B")}
+    save_file(lora, str(folder / "lightx2v_lora.safetensors"))
+    quanto = {"blocks.0.self_attn.q.weight._data": torch.zeros(32, 32, dtype=torch.int8),
+              "blocks.0.self_attn.q.weight._scale": torch.ones(32, 1), "patch_embedding.weight": state["patch_embedding.weight"]}
+    save_file(quanto, str(folder / "dit_int8.safetensors"))
+    # A scaled fp8 file whose scale tensors were stripped: weights at the top of the fp8 range.
+    stripped = {k: torch.full_like(v, 400.0).to(torch.float8_e4m3fn)
+                if k.startswith("blocks.") and k.endswith(".weight") and v.dim() == 2 and not is_audio_key(k) else v
+                for k, v in state.items()}
+    save_file({**stripped, "scaled_fp8": torch.zeros(0, dtype=torch.float8_e4m3fn)}, str(folder / "fp8_stripped.safetensors"))
+    write_tiny_gguf({"token_embd.weight": torch.zeros(64, 32)}, folder / "llama-3-8b.Q8_0.gguf",
+                    lambda key, tensor: Q.F32, arch="llama")
+    mixed = folder / "mixed_folder"
+    mixed.mkdir()
+    for name in ("wan_2.1_vae.safetensors", "umt5_xxl.safetensors"):
+        (mixed / name).write_bytes((folder / name).read_bytes())
+    return folder
+
+
+MODEL_CASES = {
+    "missing_file": (["nowhere.safetensors", "multitalk.safetensors"], "does not exist"),
+    "truncated_file": (["half_downloaded.safetensors", "multitalk.safetensors"], "truncated"),
+    "text_named_safetensors": (["readme.safetensors", "multitalk.safetensors"], "readme.safetensors"),
+    "empty_file": (["empty.safetensors", "multitalk.safetensors"], "empty"),
+    "audio_layers_alone": (["multitalk.safetensors"], "holds only MultiTalk/InfiniteTalk audio layers"),
+    "vae_as_dit": (["wan_2.1_vae.safetensors", "multitalk.safetensors"], "VAE"),
+    "text_encoder_as_dit": (["umt5_xxl.safetensors", "multitalk.safetensors"], "text encoder"),
+    "lora_as_dit": (["lightx2v_lora.safetensors", "multitalk.safetensors"], "LoRA"),
+    "quanto_file": (["dit_int8.safetensors", "multitalk.safetensors"], "optimum-quanto"),
+    "fp8_without_scales": (["fp8_stripped.safetensors", "multitalk.safetensors"], "no scale"),
+    "llm_gguf": (["llama-3-8b.Q8_0.gguf", "multitalk.safetensors"], "llama"),
+    "folder_of_other_models": (["mixed_folder", "multitalk.safetensors"], "umt5_xxl.safetensors"),
+}
+
+
+@pytest.mark.parametrize("case", MODEL_CASES)
+def test_bad_model_files(case, model_folder):
+    from comfyui_multitalk.models import load_dit
+    from comfyui_multitalk.models.errors import CheckpointError
+
+    names, match = MODEL_CASES[case]
+    with untouched(model_folder):
+        assert_refused(lambda: load_dit([str(model_folder / n) for n in names], num_heads=2, text_len=16),
+                       CheckpointError, match)
+
+
+def test_unknown_model_dtype(model_folder):
+    from comfyui_multitalk.models import load_dit
+    from comfyui_multitalk.models.errors import CheckpointError
+
+    with untouched(model_folder):
+        assert_refused(lambda: load_dit([str(model_folder / "wan.safetensors")], dtype="int4", num_heads=2,
+                                        text_len=16), CheckpointError, "Unknown dtype 'int4'")
+
+
+ENCODER_CASES = {
+    "vae_loader_given_a_folder": ("vae", "mixed_folder", "is a folder"),
+    "vae_loader_given_the_dit": ("vae", "wan.safetensors", "Wan2.1 VAE"),
+    "clip_loader_given_the_text_encoder": ("clip", "umt5_xxl.safetensors", "CLIP vision"),
+    "text_loader_given_the_vae": ("text", "wan_2.1_vae.safetensors", "umt5"),
+    "wav2vec_loader_given_the_dit": ("wav2vec", "wan.safetensors", "wan.safetensors"),
+}
+
+
+@pytest.mark.parametrize("case", ENCODER_CASES)
+def test_bad_encoder_files(case, model_folder):
+    from comfyui_multitalk.models.audio import load_wav2vec
+    from comfyui_multitalk.models.encoders import load_clip_vision, load_text_encoder, load_vae
+
+    loader, name, match = ENCODER_CASES[case]
+    load = {"vae": load_vae, "clip": load_clip_vision, "text": load_text_encoder, "wav2vec": load_wav2vec}[loader]
+    with untouched(model_folder):
+        assert_refused(lambda: load(str(model_folder / name)), MultiTalkError, match)
+
+
+# --- command line and workflows ---------------------------------------------------------------
+
+@pytest.fixture
+def cli_folder(tmp_path: Path) -> Path:
+    from comfyui_multitalk.cli.workflow_files import shipped_api_workflow
+
+    folder = tmp_path / "given"
+    folder.mkdir()
+    workflow = json.loads(Path(shipped_api_workflow("multitalk_two_speakers")).read_text())
+    (folder / "two_speakers_api.json").write_text(json.dumps(workflow))
+    with_vhs = dict(workflow, **{"99": {"class_type": "VHS_VideoCombine", "inputs": {"images": ["13", 0]}}})
+    (folder / "with_vhs.json").write_text(json.dumps(with_vhs))
+    (folder / "broken.json").write_text('{"1": {"class_type": ')
+    ui = Path(shipped_api_workflow("multitalk_two_speakers").replace("_api.json", ".json"))
+    (folder / "ui_format.json").write_text(ui.read_text())
+    return folder
+
+
+CLI_CASES = {
+    "missing_workflow": (["run", "{d}/nowhere.json"], "Cannot read the workflow"),
+    "broken_json": (["run", "{d}/broken.json"], "not valid JSON"),
+    "ui_format_workflow": (["run", "{d}/ui_format.json"], "UI-format workflow"),
+    "node_the_cli_cannot_run": (["run", "{d}/with_vhs.json"], "VHS_VideoCombine"),
+    "set_without_equals": (["run", "{d}/two_speakers_api.json", "--set", "steps"], "steps"),
+    "set_unknown_node": (["run", "{d}/two_speakers_api.json", "--set", "Nobody.steps=3"], "Nobody"),
+    "set_unknown_input": (["run", "{d}/two_speakers_api.json", "--set", "MultiTalkSampler.stepz=3"], "stepz"),
+    "set_value_out_of_range": (["run", "{d}/two_speakers_api.json", "--set", "MultiTalkSampler.steps=-3"], "-3"),
+    "output_webm": (["run", "{d}/two_speakers_api.json", "--output", "{d}/talk.webm"], "webm"),
+    "output_over_the_workflow": (["run", "{d}/two_speakers_api.json", "--output", "{d}/two_speakers_api.json"],
+                                 "two_speakers_api.json"),
+}
+
+
+@pytest.mark.parametrize("case", CLI_CASES)
+def test_bad_command_lines(case, cli_folder, capsys):
+    from comfyui_multitalk.cli.main import main
+
+    argv, match = CLI_CASES[case]
+    argv = [arg.format(d=cli_folder) for arg in argv]
+    with untouched(cli_folder):
+        code = main(argv + ["--output-dir", str(cli_folder.parent / "out")])
+    err = capsys.readouterr().err
+    assert code == 1 and "Traceback" not in err and err.startswith("error: "), err
+    assert match in err, err
+    assert any(word in err.lower() for word in ADVICE), err
+    assert not (cli_folder.parent / "out").exists()  # nothing ran, nothing was written
+
+
+# --- loader and encoder node settings ---------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def tiny_files(tmp_path_factory):
+    from comfyui_multitalk.cli.tiny_weights import write_tiny_weights
+
+    return write_tiny_weights(str(tmp_path_factory.mktemp("tiny")))
+
+
+def _node_cases(files):
+    from comfyui_multitalk.nodes.encoder_nodes import (MultiTalkClipVisionEncode, MultiTalkClipVisionLoader,
+                                                       MultiTalkTextEncode, MultiTalkTextEncoderLoader,
+                                                       MultiTalkVAELoader)
+    from comfyui_multitalk.nodes.model_nodes import MultiTalkModelLoader
+
+    dit = lambda **kw: MultiTalkModelLoader().load(**{  # noqa: E731
+        "model": files.dit, "audio_weights": files.audio_weights, "dtype": "auto", "attention": "auto",
+        "device": "cpu", "offload": True, **kw})
+    clip = lambda: MultiTalkClipVisionLoader().load(files.clip_vision, "cpu", "auto")[0]  # noqa: E731
+    t5 = lambda: MultiTalkTextEncoderLoader().load(files.text_encoder, "", "cpu", "auto")[0]  # noqa: E731
+    return {
+        "model_dtype": (lambda: dit(dtype="int4"), "Unknown dtype 'int4'"),
+        "model_attention": (lambda: dit(attention="turbo"), "Unknown attention backend 'turbo'"),
+        "model_device": (lambda: dit(device="tpu"), "Unknown device 'tpu'"),
+        "vae_device": (lambda: MultiTalkVAELoader().load(files.vae, "tpu", "auto"), "Unknown device 'tpu'"),
+        "vae_dtype": (lambda: MultiTalkVAELoader().load(files.vae, "cpu", "int4"), "Unknown dtype 'int4'"),
+        "clip_crop": (lambda: MultiTalkClipVisionEncode().encode(clip(), image(), "zoom"), "Unknown crop 'zoom'"),
+        "clip_grey_image": (lambda: MultiTalkClipVisionEncode().encode(clip(), torch.rand(1, 64, 64, 1), "none"),
+                            r"got shape \[1, 64, 64, 1\]"),
+        "prompt_not_text": (lambda: MultiTalkTextEncode().encode(t5(), 42, ""), "must be text, got int"),
+    }
+
+
+NODE_CASES = ("model_dtype", "model_attention", "model_device", "vae_device", "vae_dtype", "clip_crop",
+              "clip_grey_image", "prompt_not_text")
+
+
+@pytest.mark.parametrize("case", NODE_CASES)
+def test_bad_loader_and_encoder_settings(case, tiny_files):
+    call, match = _node_cases(tiny_files)[case]
+    folder = Path(tiny_files.dit).parent
+    with untouched(folder):
+        assert_refused(call, MultiTalkError, match)

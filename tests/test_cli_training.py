@@ -11,7 +11,7 @@ from comfyui_multitalk.cli.native_nodes import RunContext
 from comfyui_multitalk.cli.run import read_workflow, run_workflow
 from comfyui_multitalk.cli.tiny_weights import write_tiny_weights
 from comfyui_multitalk.models import load_dit
-from comfyui_multitalk.models.dit.checkpoint import is_audio_key
+from comfyui_multitalk.models.dit.keys import is_audio_key
 from comfyui_multitalk.models.training.tiny import write_synthetic_clip
 
 WORKFLOW = os.path.join(os.path.dirname(__file__), "..", "workflows", "multitalk_train_audio_adapter_api.json")

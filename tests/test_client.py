@@ -241,6 +241,21 @@ def test_success_uploads_substitutes_and_downloads(fake, tmp_path, capsys):
     assert not any("node 5" in line for line in lines)  # another prompt's message
 
 
+def test_a_second_download_never_replaces_a_file_already_there(fake, tmp_path, capsys):
+    image, first, second = inputs(tmp_path)
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "clip_00001.mp4").write_bytes(b"the user's own file")
+    code = main(["--server", fake.url, str(workflow_file(tmp_path)), "--image", str(image), "--audio", str(first),
+                 "--audio", str(second), "--output-dir", str(out), "--no-previews"])
+    printed = capsys.readouterr()
+    assert code == EXIT_OK, printed.err
+    assert (out / "clip_00001.mp4").read_bytes() == b"the user's own file"
+    (saved,) = printed.out.split()
+    assert saved == str(out / "clip_00001_00001_.mp4")  # numbered beside it, ComfyUI-style
+    assert json.loads(Path(saved).read_text())["1"] == {"image": "ref.png"}
+
+
 def test_explicit_targets_and_no_previews(fake, tmp_path, capsys):
     image, first, second = inputs(tmp_path)
     out = tmp_path / "out"

@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
+from urllib.parse import urljoin
 
 import numpy as np
 import pytest
@@ -123,12 +125,21 @@ def test_every_pack_node_is_registered_without_import_errors(comfyui):
     choices = lambda node, name: info[node]["input"]["required"][name][0]  # noqa: E731
     assert models["dit"] in choices("MultiTalkModelLoader", "model")
     assert models["audio_weights"] in choices("MultiTalkModelLoader", "audio_weights")
+    assert models["dit_gguf"] in choices("MultiTalkModelLoader", "model")  # GGUF files listed too
+    assert models["audio_weights_gguf"] in choices("MultiTalkModelLoader", "audio_weights")
     assert models["wav2vec"] in choices("MultiTalkWav2VecLoader", "model")
     assert models["vae"] in choices("MultiTalkVAELoader", "vae")
     # The frontend extension (WEB_DIRECTORY) is listed and served to the browser.
     script = f"/extensions/{PACK_FOLDER}/js/multitalk_notes.js"
     assert script in requests.get(url + "/extensions", timeout=30).json()
-    assert "MultiTalk.NodeNotes" in requests.get(url + script, timeout=30).text
+    source = requests.get(url + script, timeout=30).text
+    assert "MultiTalk.NodeNotes" in source
+    # Every module it imports resolves, against the URL it was served from, to a served file.
+    imports = re.findall(r'^\s*import\s[^;]*?from\s+"([^"]+)"', source, flags=re.M)
+    assert imports
+    for target in imports:
+        resolved = urljoin(url + script, target)
+        assert requests.get(resolved, timeout=30).status_code == 200, f"{target} -> {resolved}"
 
 
 def tiny_settings(models: dict) -> dict:

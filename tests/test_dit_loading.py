@@ -9,9 +9,9 @@ import torch
 from safetensors.torch import save_file
 
 from comfyui_multitalk.models import load_dit
-from comfyui_multitalk.models.dit.checkpoint import is_audio_key
-from comfyui_multitalk.models.dit.fp8 import Fp8Linear
-from comfyui_multitalk.models.dit.tiny import random_dit_state_dict, tiny_dit_config
+from comfyui_multitalk.models.dit.keys import is_audio_key
+from comfyui_multitalk.models.weights import Fp8Linear
+from comfyui_multitalk.models.dit.tiny import random_dit_state_dict, run_tiny_dit, tiny_dit_config, tiny_dit_inputs
 from comfyui_multitalk.models.errors import CheckpointError
 
 HEADS = dict(num_heads=2, text_len=16)
@@ -24,20 +24,10 @@ def weights():
 
 @pytest.fixture(scope="module")
 def inputs():
-    g = torch.Generator().manual_seed(3)
-    masks = torch.zeros(3, 8, 12)
-    masks[0, 1:7, :5], masks[1, :, 7:] = 1, 1
-    masks[2] = (masks[:2].sum(0) == 0).float()
-    return dict(x=torch.randn(1, 16, 3, 8, 12, generator=g), t=torch.tensor([600.0]),
-                context=torch.randn(1, 7, 16, generator=g), clip_fea=torch.randn(1, 257, 1280, generator=g),
-                y=torch.randn(1, 20, 3, 8, 12, generator=g), audio=torch.randn(1, 2, 9, 5, 12, 768, generator=g),
-                ref_masks=masks)
+    return tiny_dit_inputs()
 
 
-def run(model, inputs):
-    with torch.no_grad():
-        return model(inputs["x"], inputs["t"], inputs["context"], inputs["clip_fea"], inputs["y"],
-                     audio=inputs["audio"].to(model.compute_dtype), ref_masks=inputs["ref_masks"])
+run = run_tiny_dit
 
 
 @pytest.fixture(scope="module")
@@ -158,11 +148,13 @@ def test_fp8_files_stay_fp8_and_compute_in_bf16(weights, inputs, tmp_path, scale
     assert torch.equal(run(model, inputs), expected)
 
 
-def test_fp8_on_request_quantises_block_linears(weights, inputs, reference):
-    model = load_dit(weights, dtype="fp8_e4m3fn", **HEADS)
+@pytest.mark.parametrize("fp8_audio_layers,per_block", [(False, 12), (True, 15)])
+def test_fp8_on_request_quantises_block_linears(weights, inputs, reference, fp8_audio_layers, per_block):
+    model = load_dit(weights, dtype="fp8_e4m3fn", fp8_audio_layers=fp8_audio_layers, **HEADS)
     fp8_layers = [m for m in model.modules() if isinstance(m, Fp8Linear)]
-    # per block: 4 self-attention, 6 text/image cross-attention, 2 FFN, 3 audio cross-attention
-    assert len(fp8_layers) == 2 * 15
+    # per block: 4 self-attention, 6 text/image cross-attention, 2 FFN (+ 3 audio cross-attention on request)
+    assert len(fp8_layers) == 2 * per_block
+    assert isinstance(model.blocks[1].audio_cross_attn.q_linear, Fp8Linear) == fp8_audio_layers
     out = run(model, inputs)
     assert (out - reference).abs().max().item() < 0.05 * reference.abs().max().item() + 0.05
 

@@ -102,7 +102,6 @@ def test_comfyui_layout_matches_the_official_tower(golden, comfy_file):
                     golden["case"])
 
 
-@pytest.mark.xfail(strict=True, reason="position_ids: fixed by the shared weight reader (w1)")
 def test_comfyui_file_with_position_ids(golden, tmp_path):
     """clip_vision_h.safetensors as shipped: with `vision_model.embeddings.position_ids`."""
     save_file(comfy_clip_vision(golden["weights"]), tmp_path / "clip_vision_h.safetensors")

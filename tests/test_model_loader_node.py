@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from comfyui_multitalk.models.dit.fp8 import Fp8Linear
+from comfyui_multitalk.models.weights import Fp8Linear
 from comfyui_multitalk.models.dit.tiny import save_tiny_dit
 from comfyui_multitalk.models.errors import CheckpointError
 from comfyui_multitalk.nodes.model_nodes import MultiTalkModelLoader

@@ -154,3 +154,30 @@ def test_atomic_write_keeps_the_old_file_until_the_new_one_is_whole(tmp_path):
         with open(temporary, "wb") as handle:
             handle.write(b"new")
     assert target.read_bytes() == b"new" and sorted(os.listdir(tmp_path)) == ["talk.mp4"]
+
+
+def test_the_readers_record_what_they_read(tmp_path):
+    """Model files (the shared weight reader), audio files and wav2vec folders read by the pack
+    become outputs no writer may take, however the reader was reached."""
+    import soundfile
+    from safetensors.torch import save_file
+
+    from comfyui_multitalk.models import load_dit
+    from comfyui_multitalk.models.audio import read_audio_file
+    from comfyui_multitalk.models.dit.tiny import random_dit_state_dict, tiny_dit_config
+
+    model = tmp_path / "wan.safetensors"
+    save_file(random_dit_state_dict(tiny_dit_config(), seed=1), str(model))
+    voice = tmp_path / "voice.wav"
+    soundfile.write(str(voice), torch.zeros(1600).numpy(), 16000)
+    before = {p: p.read_bytes() for p in (model, voice)}
+    for path in (model, voice):
+        with pytest.raises(OutputPathError):  # nothing read yet: only the type is wrong
+            check_output(str(path), kind="video")
+        assert check_output(str(path), kind=None) != str(path)  # exists: numbered, not refused
+    load_dit(str(model), num_heads=2, text_len=16)
+    read_audio_file(str(voice))
+    for path in (model, voice):
+        with pytest.raises(OutputPathError, match=f"is the file '{path}'"):
+            check_output(str(path), kind=None, overwrite=True)
+    assert {p: p.read_bytes() for p in (model, voice)} == before

@@ -9,7 +9,7 @@ import torch
 from safetensors import safe_open
 
 from comfyui_multitalk.models import load_dit
-from comfyui_multitalk.models.dit.checkpoint import is_audio_key
+from comfyui_multitalk.models.dit.keys import is_audio_key
 from comfyui_multitalk.models.dit.tiny import save_tiny_dit, tiny_dit_config
 from comfyui_multitalk.models.errors import DatasetInputError, GenerationInputError
 from comfyui_multitalk.models.training import (AdapterTrainer, TrainHooks, TrainSettings, TrainableAdapter,

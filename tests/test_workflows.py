@@ -15,7 +15,10 @@ from comfyui_multitalk.cli.workflow_files import WORKFLOWS_DIR, rendered_files, 
 
 NAMES = ["multitalk_single_speaker", "multitalk_two_speakers", "multitalk_three_speakers", "multitalk_long_video",
          "multitalk_native_loaders", "multitalk_train_audio_adapter"]
-GENERATION = NAMES[:-1]  # every workflow but the training one makes a video
+DUBBING = ["multitalk_dubbing", "multitalk_dubbing_two_speakers", "multitalk_dubbing_masked",
+           "multitalk_prompt_timeline"]
+GENERATION = NAMES[:-1] + DUBBING  # every workflow but the training one makes a video
+NAMES = NAMES + DUBBING
 REGISTRY = NodeRegistry()
 
 
@@ -102,7 +105,7 @@ def test_ui_links_are_consistent(name):
 @pytest.mark.parametrize("name", GENERATION)
 def test_inputs_and_outputs_are_native_nodes(name):
     prompt = _api(name)
-    assert _by_class(prompt, "LoadImage") and _by_class(prompt, "LoadAudio")
+    assert (_by_class(prompt, "LoadImage") or _by_class(prompt, "LoadVideo")) and _by_class(prompt, "LoadAudio")
     (save,) = _by_class(prompt, "SaveVideo")
     (create,) = _by_class(prompt, "CreateVideo")
     assert (save["inputs"]["format"], save["inputs"]["codec"]) == ("mp4", "h264")

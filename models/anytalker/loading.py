@@ -8,11 +8,15 @@ from __future__ import annotations
 
 import logging
 import os
+from dataclasses import dataclass
 from typing import Mapping, Optional, Sequence, Union
 
 import torch
 
+from ..dit.keys import wrapper_prefix
+from ..encoders.kinds import describe as describe_kind
 from ..errors import CheckpointError
+from ..weights import CanonicalWeights, as_dtype, open_weights, weights_of
 from .config import infer_anytalker_config
 from .family import ANYTALKER_FAMILIES, check_combination, describe_family, detect_family
 from .model import AnyTalkerDiT
@@ -22,44 +26,32 @@ logger = logging.getLogger(__name__)
 Source = Union[str, os.PathLike, Mapping[str, torch.Tensor]]
 DTYPES = {"fp32": torch.float32, "float32": torch.float32, "bf16": torch.bfloat16, "bfloat16": torch.bfloat16,
           "fp16": torch.float16, "float16": torch.float16}
-_PREFIXES = ("model.diffusion_model.", "diffusion_model.")
 _METADATA_KEYS = {"num_heads": ("anytalker.num_heads", "multitalk.num_heads"),
                   "text_len": ("anytalker.text_len", "multitalk.text_len")}
 
 
-def read_weights(source: Source) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
-    """(state dict, safetensors metadata) of one source, unwrapped and without a ComfyUI prefix.
+@dataclass
+class OpenedWeights:
+    """One source through the pack's shared weight reader: lazy tensors under released names."""
 
-    The one place this package touches files; the lead swaps it for the pack's shared reader."""
-    metadata: dict[str, str] = {}
-    if isinstance(source, Mapping):
-        loaded = source
-    else:
-        path = os.path.expanduser(os.fspath(source))
-        if not os.path.isfile(path):
-            raise CheckpointError(f"AnyTalker checkpoint '{path}' does not exist: give the .pth or .safetensors file.")
-        try:
-            if path.endswith(".safetensors"):
-                from safetensors import safe_open
+    weights: CanonicalWeights
+    keys: dict[str, str]  # released name -> canonical key of `weights`
 
-                with safe_open(path, framework="pt", device="cpu") as handle:
-                    metadata = dict(handle.metadata() or {})
-                    loaded = {key: handle.get_tensor(key) for key in handle.keys()}
-            else:
-                loaded = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
-        except Exception as exc:  # torch and safetensors raise many types for broken files
-            raise CheckpointError(f"Cannot read '{path}': {str(exc).splitlines()[0] if str(exc) else exc!r}. "
-                                  "It may be truncated or not a weights file; download it again.") from None
-    for wrapper in ("model", "state_dict"):  # the released .pth is {"model": state_dict}
-        if isinstance(loaded, Mapping) and isinstance(loaded.get(wrapper), Mapping):
-            loaded = loaded[wrapper]
-    if not isinstance(loaded, Mapping) or not all(torch.is_tensor(v) for v in loaded.values()):
-        raise CheckpointError(f"'{_name(source)}' does not hold a state dict of tensors.")
-    state = dict(loaded)
-    for prefix in _PREFIXES:
-        if state and all(k.startswith(prefix) for k in state):
-            state = {k[len(prefix):]: v for k, v in state.items()}
-    return state, metadata
+    def metas(self) -> dict[str, torch.Tensor]:
+        """Shapes and dtypes without reading a tensor."""
+        return {name: self.weights.meta(key) for name, key in self.keys.items()}
+
+    def read(self, name: str, dtype: Optional[torch.dtype]) -> torch.Tensor:
+        return as_dtype(self.weights, self.keys[name], dtype)
+
+
+def read_weights(source: Source) -> OpenedWeights:
+    """One source (released `.pth` with its {"model": ...} wrapper, safetensors, a state dict)
+    opened lazily by the pack's one weight reader, with a ComfyUI prefix removed."""
+    weights = weights_of(source) if isinstance(source, Mapping) else open_weights(source, describe=describe_kind)
+    prefix = wrapper_prefix(weights.keys())
+    return OpenedWeights(weights, {k[len(prefix):]: k for k in weights.keys()
+                                   if k.startswith(prefix) and not k.endswith(".scale_weight")})
 
 
 def _name(source: Source) -> str:
@@ -68,7 +60,8 @@ def _name(source: Source) -> str:
 
 def _dtype(dtype: Union[str, torch.dtype, None], state: Mapping[str, torch.Tensor]) -> torch.dtype:
     if dtype is None:
-        return state["patch_embedding.weight"].dtype
+        stored = state["patch_embedding.weight"].dtype
+        return stored if stored in DTYPES.values() else torch.bfloat16  # fp8 files compute in bf16
     if isinstance(dtype, torch.dtype) and dtype in DTYPES.values():
         return dtype
     if isinstance(dtype, str) and dtype in DTYPES:
@@ -92,21 +85,23 @@ def load_anytalker(source: Union[Source, Sequence[Source]], dtype: Union[str, to
     parts = list(source) if isinstance(source, (list, tuple)) else [source]
     if not parts:
         raise CheckpointError("No weights given: pass the AnyTalker checkpoint (.pth or .safetensors).")
-    state, metadata = read_weights(parts[0])
-    family = detect_family(state.keys())
+    opened = read_weights(parts[0])
+    family = detect_family(opened.keys)
     if len(parts) > 1:
-        extra = [detect_family(read_weights(part)[0].keys()) for part in parts[1:]]
+        extra = [detect_family(read_weights(part).keys) for part in parts[1:]]
         check_combination(family, extra[0], _name(parts[0]), _name(parts[1]))
     if family not in ANYTALKER_FAMILIES:
         raise CheckpointError(f"'{_name(parts[0])}' is {describe_family(family)}, not an AnyTalker checkpoint: "
                               "load it with the MultiTalk model loader.")
+    metas, metadata = opened.metas(), opened.weights.metadata
     num_heads = num_heads or _stored_int(metadata, "num_heads")
-    config = infer_anytalker_config(state, num_heads=num_heads, text_len=text_len or _stored_int(metadata, "text_len"))
-    compute = _dtype(dtype, state)
+    config = infer_anytalker_config(metas, num_heads=num_heads, text_len=text_len or _stored_int(metadata, "text_len"))
+    compute = _dtype(dtype, metas)
     with torch.device("meta"):
         model = AnyTalkerDiT(config, attention=attention)
-    _check_keys(model, state, _name(parts[0]))
-    model.load_state_dict({k: v.to(compute) for k, v in state.items()}, strict=True, assign=True)
+    _check_keys(model, metas, _name(parts[0]))
+    state = {name: opened.read(name, compute) for name in opened.keys}  # one tensor at a time, cast on the way
+    model.load_state_dict(state, strict=True, assign=True)
     logger.info("Loaded %s (%d layers, width %d) from %s", describe_family(family), config.dit.num_layers,
                 config.dit.dim, _name(parts[0]))
     return model.to(device or "cpu").eval().requires_grad_(False)

@@ -17,6 +17,8 @@ from typing import Optional
 import torch
 
 from ..errors import CheckpointError
+from ..output_files import note_input
+from ..weights import dequantized, empty_weights, materialize, open_weights
 
 _MODEL_PREFIXES = ("feature_extractor.", "feature_projection.", "encoder.")
 _POS_CONV = "encoder.pos_conv_embed.conv."
@@ -60,6 +62,7 @@ def load_wav2vec(
     official code's "eager" materialises T x T scores per head); both give the same features.
     """
     path = os.path.expanduser(str(path))
+    note_input(path)  # a folder records its config and weights files
     config_dict, do_normalize = None, RELEASED_DO_NORMALIZE
     if os.path.isdir(path):
         config_dict, do_normalize = _read_folder_configs(path)
@@ -110,21 +113,8 @@ def _folder_weights(folder: str) -> str:
 
 
 def _read_weights(path: str) -> dict[str, torch.Tensor]:
-    try:
-        if path.endswith(".safetensors"):
-            from safetensors.torch import load_file
-
-            return load_file(path, device="cpu")
-        loaded = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:
-        raise CheckpointError(
-            f"Cannot read weights file '{path}': {exc}. It may be truncated or not a checkpoint."
-        ) from None
-    if isinstance(loaded, dict) and isinstance(loaded.get("state_dict"), dict):
-        loaded = loaded["state_dict"]
-    if not isinstance(loaded, dict):
-        raise CheckpointError(f"'{path}' does not hold a state dict (found {type(loaded).__name__}).")
-    return loaded
+    weights = open_weights(path, CheckpointError, allow_folder=False)
+    return dict(dequantized(weights))  # fp8 files dequantised; other tensors keep their dtype
 
 
 def normalize_state_dict(state: dict[str, torch.Tensor], source: str) -> dict[str, torch.Tensor]:
@@ -212,16 +202,7 @@ def _build_config(fields: dict, num_attention_heads: Optional[int], attn_impleme
 def _instantiate(config, state: dict[str, torch.Tensor], source: str) -> torch.nn.Module:
     from transformers import Wav2Vec2Model
 
-    with torch.device("meta"):  # no random init of ~95M parameters that the file overwrites anyway
+    with empty_weights():  # no random init of ~95M parameters that the file overwrites anyway
         model = Wav2Vec2Model(config)
     state = {k: v for k, v in state.items() if k != "masked_spec_embed"}
-    try:
-        model.load_state_dict(state, strict=True, assign=True)
-    except RuntimeError as exc:
-        missing = sorted(set(model.state_dict()) - set(state))[:5]
-        unexpected = sorted(set(state) - set(model.state_dict()))[:5]
-        raise CheckpointError(
-            f"'{source}' does not match the wav2vec2 architecture read from it (missing: {missing}, "
-            f"unexpected: {unexpected}, detail: {str(exc).splitlines()[0]})."
-        ) from None
-    return model
+    return materialize(model, state, "wav2vec2", CheckpointError, source)

@@ -13,6 +13,8 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 
+from ..errors import GenerationInputError
+
 AttentionFn = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
 
 BACKENDS = ("auto", "sdpa", "xformers", "flash_attn", "sageattention")
@@ -71,7 +73,7 @@ def get_attention(name: str = "auto", device: torch.device | str | None = None) 
     if name in ("auto", "sdpa"):
         return sdpa_attention
     if name not in _IMPLEMENTATIONS:
-        raise ValueError(f"Unknown attention backend '{name}'; choose one of {', '.join(BACKENDS)}.")
+        raise GenerationInputError(f"Unknown attention backend '{name}'; choose one of {', '.join(BACKENDS)}.")
     if not backend_available(name):
         raise ValueError(f"Attention backend '{name}' is not installed; installed: "
                          f"{', '.join(available_backends())}. Choose 'sdpa' or install it.")

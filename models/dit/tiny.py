@@ -46,7 +46,7 @@ def save_tiny_dit(folder, config: DiTConfig | None = None, seed: int = 0) -> tup
 
     from safetensors.torch import save_file
 
-    from .checkpoint import is_audio_key
+    from .keys import is_audio_key
 
     config = config or tiny_dit_config()
     state = random_dit_state_dict(config, seed)
@@ -56,3 +56,23 @@ def save_tiny_dit(folder, config: DiTConfig | None = None, seed: int = 0) -> tup
     save_file({k: v for k, v in state.items() if not is_audio_key(k)}, base, metadata=meta)
     save_file({k: v for k, v in state.items() if is_audio_key(k)}, audio)
     return base, audio
+
+
+def tiny_dit_inputs(seed: int = 3) -> dict[str, torch.Tensor]:
+    """One forward's inputs for `tiny_dit_config()`: 3 latent frames of 8x12 (72 tokens), two
+    speakers (a left block, a right block, the background the rest), 9 video frames of audio."""
+    g = torch.Generator().manual_seed(seed)
+    masks = torch.zeros(3, 8, 12)
+    masks[0, 1:7, :5], masks[1, :, 7:] = 1, 1
+    masks[2] = (masks[:2].sum(0) == 0).float()
+    return dict(x=torch.randn(1, 16, 3, 8, 12, generator=g), t=torch.tensor([600.0]),
+                context=torch.randn(1, 7, 16, generator=g), clip_fea=torch.randn(1, 257, 1280, generator=g),
+                y=torch.randn(1, 20, 3, 8, 12, generator=g), audio=torch.randn(1, 2, 9, 5, 12, 768, generator=g),
+                ref_masks=masks)
+
+
+def run_tiny_dit(model: MultiTalkDiT, inputs: dict[str, torch.Tensor]) -> torch.Tensor:
+    """The model's output for `tiny_dit_inputs` (no gradient; audio in the model's compute dtype)."""
+    with torch.no_grad():
+        return model(inputs["x"], inputs["t"], inputs["context"], inputs["clip_fea"], inputs["y"],
+                     audio=inputs["audio"].to(model.compute_dtype), ref_masks=inputs["ref_masks"])

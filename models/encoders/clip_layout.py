@@ -11,8 +11,8 @@ import re
 import torch
 
 from ..errors import EncoderInputError
+from ..weights import dequantized
 from .kinds import wrong_kind
-from .weights import dequantized
 
 _HF_MARKER = "embeddings.patch_embedding.weight"
 _OPEN_CLIP_MARKER = "visual.patch_embedding.weight"

@@ -14,9 +14,9 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import EncoderInputError
+from ..weights import empty_weights, materialize, open_weights
 from .clip_layout import canonical_state_dict, infer_config
 from .devices import resident
-from .weights import LazyWeights, materialize
 
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
 CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
@@ -48,7 +48,8 @@ def preprocess(image: torch.Tensor, size: int, crop: bool = False) -> torch.Tens
     the centred square, as ComfyUI's CLIPVisionEncode "center" option does.
     """
     if image.ndim != 4 or image.shape[-1] < 3:
-        raise EncoderInputError(f"CLIP vision needs an IMAGE [N, H, W, 3]; got shape {list(image.shape)}.")
+        raise EncoderInputError(f"CLIP vision needs an IMAGE [N, H, W, 3]; got shape {list(image.shape)}. "
+                                 "Connect an RGB picture (e.g. Load Image's IMAGE output).")
     x = image[..., :3].movedim(-1, 1).float()  # [N, 3, H, W]
     if crop:
         h, w = x.shape[-2:]
@@ -94,14 +95,6 @@ class WanClipVision:
         )
 
 
-def _restore_position_ids(model: torch.nn.Module) -> None:
-    """The non-persistent position-id buffer is not in files; rebuild it after meta loading."""
-    for module in model.modules():
-        ids = getattr(module, "position_ids", None)
-        if isinstance(ids, torch.Tensor) and ids.is_meta:
-            module.register_buffer("position_ids", torch.arange(ids.shape[-1]).expand(ids.shape), persistent=False)
-
-
 def load_clip_vision(path: str, device: torch.device | str = "cpu", dtype: torch.dtype = torch.float32,
                      num_heads: int | None = None, offload_device: torch.device | str = "cpu") -> WanClipVision:
     """Build the CLIP vision tower from a file in either layout, cast to `dtype`.
@@ -111,13 +104,13 @@ def load_clip_vision(path: str, device: torch.device | str = "cpu", dtype: torch
     """
     from transformers import CLIPVisionModel, CLIPVisionModelWithProjection
 
-    state = canonical_state_dict(LazyWeights(path), path, dtype)
+    state = canonical_state_dict(open_weights(path, EncoderInputError, allow_folder=False), path, dtype)
     config = infer_config(state, num_heads)
     has_projection = "visual_projection.weight" in state
-    with torch.device("meta"):
+    with empty_weights():  # position_ids, a non-persistent buffer, keeps its computed values
         model = (CLIPVisionModelWithProjection if has_projection else CLIPVisionModel)(config)
     if not any(k.startswith("vision_model.") for k in model.state_dict()):  # transformers 5 naming
         state = {k.removeprefix("vision_model."): v for k, v in state.items()}
-    materialize(model, state, "CLIP vision", fix_buffers=_restore_position_ids)
+    materialize(model, state, "CLIP vision", EncoderInputError, path)
     offload = torch.device(offload_device)
     return WanClipVision(model.to(offload), torch.device(device), dtype, offload)

@@ -7,7 +7,8 @@ from typing import Iterator
 import torch
 
 from ..errors import EncoderInputError
-from .weights import DTYPES
+
+DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
 @contextmanager

@@ -14,10 +14,10 @@ from typing import Callable
 import torch
 
 from ..errors import EncoderInputError
+from ..weights import dequantized, empty_weights, materialize, open_weights
 from .devices import resident
 from .kinds import wrong_kind
 from .tokenizer import PromptTokenizer, find_tokenizer
-from .weights import LazyWeights, dequantized, materialize
 
 # The negative prompt of the official Wan/MultiTalk pipeline (a fact of the method).
 DEFAULT_NEGATIVE_PROMPT = (
@@ -130,7 +130,8 @@ class WanTextEncoder:
         masked positions receive no attention and the relative bias depends only on offsets.
         """
         if not isinstance(text, str):
-            raise EncoderInputError(f"The prompt must be text, got {type(text).__name__}.")
+            raise EncoderInputError(f"The prompt must be text, got {type(text).__name__}: type the prompt, or "
+                                    "connect a STRING output.")
         ids = torch.tensor([self.tokenizer.ids(text)], dtype=torch.long)  # [1, L]
         if int(ids.max()) >= self.model.config.vocab_size:
             raise EncoderInputError(
@@ -157,15 +158,15 @@ def load_text_encoder(path: str, tokenizer_path: str = "", device: torch.device 
     """
     from transformers import UMT5EncoderModel
 
-    weights = LazyWeights(path)
+    weights = open_weights(path, EncoderInputError, allow_folder=False)
     key_renamer(list(weights.keys()), path)  # a wrong kind of file fails before the tokenizer search
     embedded = weights["spiece_model"] if "spiece_model" in weights else None
     tokenizer = find_tokenizer(path, tokenizer_path, embedded)
     state = hf_state_dict(weights, path, dtype)
     config = infer_config(state)
-    with torch.device("meta"):
+    with empty_weights():
         model = UMT5EncoderModel(config)
-    materialize(model, state, "umt5 text encoder")
+    materialize(model, state, "umt5 text encoder", EncoderInputError, path)
     model.encoder.embed_tokens = model.shared  # keep the tie after assign-loading
     offload = torch.device(offload_device)
     return WanTextEncoder(model.to(offload), tokenizer, torch.device(device), dtype, offload)

@@ -11,9 +11,9 @@ from __future__ import annotations
 import torch
 
 from ..errors import EncoderInputError
+from ..weights import dequantized, empty_weights, materialize, open_weights
 from .kinds import wrong_kind
 from .vae import WanVAE
-from .weights import LazyWeights, dequantized, materialize
 
 _ORIGINAL_MARKER = "decoder.upsamples.0.residual.0.gamma"
 _DIFFUSERS_MARKER = "decoder.up_blocks.0.resnets.0.norm1.gamma"
@@ -61,10 +61,10 @@ def load_autoencoder(path: str, dtype: torch.dtype = torch.float32) -> torch.nn.
     """The AutoencoderKLWan for a file (on the CPU, in `dtype`)."""
     from diffusers import AutoencoderKLWan
 
-    state = diffusers_state_dict(LazyWeights(path), path, dtype)
-    with torch.device("meta"):
+    state = diffusers_state_dict(open_weights(path, EncoderInputError, allow_folder=False), path, dtype)
+    with empty_weights():
         model = AutoencoderKLWan(**infer_config(state))
-    return materialize(model, state, "Wan VAE")
+    return materialize(model, state, "Wan VAE", EncoderInputError, path)
 
 
 def load_vae(path: str, device: torch.device | str = "cpu", dtype: torch.dtype = torch.float32,

@@ -3,9 +3,11 @@
 MultiTalk chaining: each later window is conditioned on the last `motion` decoded frames of the
 previous one (VAE-encoded into y; their latents, re-noised to the current t, overwrite the first
 latent slots before the first step and after every step), CLIP on the last known frame.
-InfiniteTalk re-anchoring: every window is conditioned on the reference image alone (y, CLIP),
-and the latents of the previous window's last `motion` frames are written clean into the first
-latent slots at every step.
+InfiniteTalk re-anchoring: every window is conditioned on its anchor alone (y, CLIP): the
+reference image, or a dubbed video's keyframe, or a timeline's image; the latents of the previous
+window's last `motion` frames are written clean into the first latent slots at every step.
+What each window is anchored on, prompted with and blended with comes from a WindowConditions
+(anchors.py); a window that starts a segment carries nothing in.
 """
 from __future__ import annotations
 
@@ -19,6 +21,7 @@ from ..errors import GenerationInputError
 from .colour import match_colours
 from .conditioning import decode_latent, encode_frames, latent_frames, window_condition
 from .guidance import PASS_INPUTS, APGState, combine, guidance_passes
+from .anchors import Anchor, StaticConditions, WindowBlend, WindowConditions
 from .plan import Window, WindowPlan, mirror_extend, plan_windows
 from .schedule import add_noise
 from .settings import SamplerSettings, validate_settings
@@ -33,6 +36,7 @@ class GenerationInputs:
     clip_features: torch.Tensor  # [1, 257, 1280] of the reference image
     audio_features: list[torch.Tensor]  # per speaker [T, 12, 768] on one timeline
     masks: torch.Tensor  # [S+1, H/8, W/8] speaker masks then background (latent grid)
+    conditions: Optional[WindowConditions] = None  # dubbing / timelines; None: the fields above
 
 
 @dataclass
@@ -74,13 +78,16 @@ class VideoGenerator:
         validate_settings(settings)
         self.model, self.vae, self.inputs, self.settings = model, vae, inputs, settings
         self.hooks = hooks or Hooks()
+        self.conditions = inputs.conditions or StaticConditions(inputs.reference, inputs.clip_features,
+                                                                inputs.positive, inputs.masks)
         frames = inputs.audio_features[0].shape[0]
-        self.plan = plan_windows(frames, settings.window, settings.motion_frames, settings.mode, settings.max_frames)
+        self.plan = plan_windows(frames, settings.window, settings.motion_frames, settings.mode, settings.max_frames,
+                                 self.conditions.segment_starts())
         needed = self.plan.covered_frames + 2  # +-2 frames of audio context at the end
         self.audio = [mirror_extend(f, needed) for f in inputs.audio_features]
         self.device = next(model.parameters()).device
         self.generator = torch.Generator().manual_seed(int(settings.seed))
-        self._reference_condition: Optional[tuple[torch.Tensor, torch.Tensor]] = None
+        self._anchor_cache: dict[tuple, tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = {}
 
     @property
     def total_units(self) -> int:
@@ -90,47 +97,62 @@ class VideoGenerator:
         plan, keep_all = self.plan, self.hooks.on_frames is None
         kept, emitted, previous = [], 0, None
         for window in plan.windows:
-            frames = self._window(window, previous)
+            frames = self._window(window, None if window.fresh else previous)
             previous = frames[-plan.motion:]
-            new = frames[window.keep_from:][: plan.output_frames - emitted]
+            new = frames[window.keep_from:window.keep_to]
             emitted += new.shape[0]
             if keep_all:
                 kept.append(new)
             else:
                 self.hooks.on_frames(new)
         video = torch.cat(kept) if keep_all else None
-        return GenerationResult(video, emitted, plan, list(plan.notes))
+        notes = list(plan.notes) + [n for n in self.conditions.notes if n not in plan.notes]
+        return GenerationResult(video, emitted, plan, notes)
 
     def _window(self, window: Window, previous: Optional[torch.Tensor]) -> torch.Tensor:
-        settings, reference = self.settings, self.inputs.reference
+        settings = self.settings
         chained = settings.mode == "multitalk" and previous is not None
         if chained:
             y, known_latent = window_condition(self.vae, previous, settings.window)
-        else:  # the reference alone: the same for every re-anchored window, so encoded once
-            if self._reference_condition is None:
-                self._reference_condition = window_condition(self.vae, reference[None], settings.window)
-            y, known_latent = self._reference_condition
-        clip = self._clip(previous[-1:]) if chained else self.inputs.clip_features
+            clip = self._clip(previous[-1:])
+        else:  # the anchor alone: encoded once per distinct anchor
+            y, known_latent, clip = self._anchor_condition(self.conditions.anchor(window))
         motion, renoise = None, False
         if chained:
             motion, renoise = known_latent, True
         elif settings.mode == "infinitetalk":
             motion = encode_frames(self.vae, previous) if previous is not None else known_latent
+        blend = self.conditions.blend(window, settings.window, lambda frames: encode_frames(self.vae, frames))
         batch = self._batch(window, y, clip)
-        latent = self._sample(window, batch, motion, renoise)
+        latent = self._sample(window, batch, motion, renoise, blend)
         frames = decode_latent(self.vae, latent)
-        return match_colours(frames, reference, settings.colour_strength)
+        frames = match_colours(frames, self.conditions.colour_reference(window), settings.colour_strength)
+        return frames if blend is None else blend.frames(frames)
+
+    def _anchor_condition(self, anchor: Anchor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(y, the anchor's latent, CLIP features) of an anchor, cached by its key."""
+        if anchor.key not in self._anchor_cache:
+            y, latent = window_condition(self.vae, anchor.image[None], self.settings.window)
+            clip = anchor.clip if anchor.clip is not None else self._encode_clip(anchor.image[None])
+            self._anchor_cache = {anchor.key: (y, latent, clip)}  # anchors do not come back once left
+        return self._anchor_cache[anchor.key]
 
     def _clip(self, frame: torch.Tensor) -> torch.Tensor:
         if self.hooks.clip_encoder is None:  # no CLIP model given: keep the reference's features
             return self.inputs.clip_features
         return self.hooks.clip_encoder(frame)
 
+    def _encode_clip(self, frame: torch.Tensor) -> torch.Tensor:
+        if self.hooks.clip_encoder is None:
+            raise GenerationInputError("Windows anchored on a source video's keyframes or a timeline's images need "
+                                       "their own CLIP features: connect clip_vision to the sampler.")
+        return self.hooks.clip_encoder(frame)
+
     def _batch(self, window: Window, y: torch.Tensor, clip: torch.Tensor) -> dict:
         """Model inputs of the guidance passes, stacked on the batch axis."""
         audio = stack_speaker_windows(self.audio, window.start, self.settings.window)  # [S, F, 5, 12, 768]
         passes = guidance_passes(self.settings.text_scale)
-        texts = {"positive": self.inputs.positive, "negative": self.inputs.negative}
+        texts = {"positive": self.conditions.positive(window), "negative": self.inputs.negative}
         zeros = torch.zeros_like(audio)
         dtype = self.model.compute_dtype
         return dict(
@@ -138,22 +160,32 @@ class VideoGenerator:
             context=[texts[PASS_INPUTS[p][0]].to(self.device, dtype) for p in passes],
             audio=torch.stack([audio if PASS_INPUTS[p][1] else zeros for p in passes]).to(self.device, dtype),
             active=[audio.shape[0] if PASS_INPUTS[p][1] else 1 for p in passes],
-            y=y.to(self.device), clip=clip.to(self.device), masks=self.inputs.masks.to(self.device))
+            y=y.to(self.device), clip=clip.to(self.device),
+            masks=self.conditions.speaker_masks(window).to(self.device))
 
-    def _sample(self, window: Window, batch: dict, motion: Optional[torch.Tensor], renoise: bool) -> torch.Tensor:
+    def _sample(self, window: Window, batch: dict, motion: Optional[torch.Tensor], renoise: bool,
+                blend: Optional[WindowBlend] = None) -> torch.Tensor:
         settings = self.settings
         solver = make_solver(settings.solver, settings.steps, settings.shift)
         shape = (1, 16, latent_frames(settings.window), *batch["y"].shape[-2:])
-        latent = torch.randn(shape, generator=self.generator).to(self.device)
+        noise = torch.randn(shape, generator=self.generator).to(self.device)
         apg = APGState(settings.apg_momentum, settings.apg_norm_threshold) if settings.apg else None
-        latent = self._write_motion(latent, motion, renoise, solver.timesteps[0])
+        latent = self._constrain(noise, noise, blend, motion, renoise, solver.timesteps[0])
         count = len(self.plan.windows)
         for i in range(settings.steps):
             self.hooks.check_interrupt()
             velocity = self._guided_velocity(latent, solver.timesteps[i], batch, apg)
-            latent = self._write_motion(solver.step(latent, velocity, i), motion, renoise, solver.timesteps[i + 1])
+            latent = self._constrain(solver.step(latent, velocity, i), noise, blend, motion, renoise,
+                                     solver.timesteps[i + 1])
             self.hooks.progress(1, f"window {window.index + 1}/{count}, step {i + 1}/{settings.steps}")
         return latent
+
+    def _constrain(self, latent: torch.Tensor, noise: torch.Tensor, blend: Optional[WindowBlend],
+                   motion: Optional[torch.Tensor], renoise: bool, t: torch.Tensor) -> torch.Tensor:
+        """What is known at time t: the source outside the masked region, then the motion slots."""
+        if blend is not None:
+            latent = blend.latent(latent, noise, t)
+        return self._write_motion(latent, motion, renoise, t)
 
     def _write_motion(self, latent: torch.Tensor, motion: Optional[torch.Tensor], renoise: bool,
                       t: torch.Tensor) -> torch.Tensor:

@@ -112,15 +112,20 @@ def image_to_uint8(image: torch.Tensor) -> np.ndarray:
     return pixels.round().to(torch.uint8).numpy()
 
 
-def resize_crop_image(image: torch.Tensor, target: tuple[int, int]) -> torch.Tensor:
-    """IMAGE [1,H,W,3] -> bucketed IMAGE [1,th,tw,3] (Pillow bilinear on 8-bit, centre crop)."""
+def resize_crop_pixels(pixels: np.ndarray, target: tuple[int, int]) -> np.ndarray:
+    """uint8 RGB [H,W,3] -> uint8 [th,tw,3] at the bucket (Pillow bilinear, centre crop)."""
     from PIL import Image
 
-    pixels = image_to_uint8(image)  # [H,W,3] uint8
     size = resized_size(pixels.shape[0], pixels.shape[1], target)
-    resized = np.asarray(Image.fromarray(pixels).resize((size[1], size[0]), resample=Image.BILINEAR))
+    if size != tuple(pixels.shape[:2]):
+        pixels = np.asarray(Image.fromarray(pixels).resize((size[1], size[0]), resample=Image.BILINEAR))
     top, left = crop_offsets(size, target)
-    cropped = resized[top:top + target[0], left:left + target[1]]  # [th,tw,3]
+    return np.ascontiguousarray(pixels[top:top + target[0], left:left + target[1]])
+
+
+def resize_crop_image(image: torch.Tensor, target: tuple[int, int]) -> torch.Tensor:
+    """IMAGE [1,H,W,3] -> bucketed IMAGE [1,th,tw,3] (Pillow bilinear on 8-bit, centre crop)."""
+    cropped = resize_crop_pixels(image_to_uint8(image), target)  # [th,tw,3]
     return torch.from_numpy(cropped.astype(np.float32) / 255.0)[None]
 
 

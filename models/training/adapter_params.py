@@ -19,8 +19,8 @@ from torch import nn
 from torch.utils.checkpoint import checkpoint
 
 from ..dit.audio_adapter import reset_audio_parameters
-from ..dit.checkpoint import is_audio_key
-from ..dit.fp8 import Fp8Linear
+from ..dit.keys import is_audio_key
+from ..weights import Fp8Linear
 from ..errors import CheckpointError
 from .distributed import copy_full_into, full_tensor
 
