@@ -42,9 +42,9 @@ class _Stop(Exception):
 def _random_model(overrides: dict, backbone: str, device):
     import torch
 
-    from comfyui_multitalk.models.dit.checkpoint import is_audio_key
+    from comfyui_multitalk.models.dit.keys import is_audio_key
     from comfyui_multitalk.models.dit.config import DiTConfig
-    from comfyui_multitalk.models.dit.fp8 import swap_in_fp8_linears
+    from comfyui_multitalk.models.weights.linears import swap_in_quantized_linears
     from comfyui_multitalk.models.dit.model import MultiTalkDiT
 
     config = DiTConfig(**overrides)
@@ -53,7 +53,7 @@ def _random_model(overrides: dict, backbone: str, device):
     if backbone == "fp8":
         keys = {k for k, v in model.state_dict().items() if k.startswith("blocks.") and k.endswith(".weight")
                 and v.dim() == 2 and not is_audio_key(k)}
-        swap_in_fp8_linears(model, keys, torch.bfloat16)
+        swap_in_quantized_linears(model, dict.fromkeys(keys, "fp8"), torch.bfloat16)
     model = model.to_empty(device=device)
     generator = torch.Generator(device=device).manual_seed(0)
     with torch.no_grad():

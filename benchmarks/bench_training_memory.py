@@ -48,9 +48,9 @@ PLANS = (
 
 def _model(plan: Plan):
     from comfyui_multitalk.models.dit.config import DiTConfig
-    from comfyui_multitalk.models.dit.fp8 import swap_in_fp8_linears
+    from comfyui_multitalk.models.weights.linears import swap_in_quantized_linears
     from comfyui_multitalk.models.dit.model import MultiTalkDiT
-    from comfyui_multitalk.models.dit.checkpoint import is_audio_key
+    from comfyui_multitalk.models.dit.keys import is_audio_key
 
     default = torch.get_default_dtype()
     torch.set_default_dtype(torch.bfloat16)  # as a bf16 checkpoint loads (module.to() cannot swap fakes)
@@ -63,7 +63,7 @@ def _model(plan: Plan):
         frozen = {k for k, v in model.state_dict().items()
                   if k.endswith(".weight") and v.dim() == 2 and not is_audio_key(k)
                   and not k.startswith(("patch_embedding", "head.", "time_", "text_embedding", "img_emb"))}
-        swap_in_fp8_linears(model, frozen, torch.bfloat16)
+        swap_in_quantized_linears(model, dict.fromkeys(frozen, "fp8"), torch.bfloat16)
     return model
 
 

@@ -9,7 +9,7 @@ import torch
 from safetensors.torch import load_file
 
 from comfyui_multitalk.models import load_dit
-from comfyui_multitalk.models.dit.checkpoint import is_audio_key
+from comfyui_multitalk.models.dit.keys import is_audio_key
 from comfyui_multitalk.models.dit.tiny import random_dit_state_dict
 from comfyui_multitalk.models.training import AdapterTrainer, TrainHooks, TrainSettings, load_cache
 from comfyui_multitalk.models.training.tiny import tiny_training_dit_config, write_synthetic_cache

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from comfyui_multitalk.models import load_dit
-from comfyui_multitalk.models.dit.checkpoint import is_audio_key
+from comfyui_multitalk.models.dit.keys import is_audio_key
 from comfyui_multitalk.models.dit.tiny import random_dit_state_dict
 from comfyui_multitalk.models.errors import GenerationInputError
 from comfyui_multitalk.models.sampling.solvers import EulerFlowSolver
