@@ -44,7 +44,10 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--resolution", default="120p", choices=["120p", "240p"], help="draft size")
     files = commands.add_parser("workflows", help="write the shipped workflow files from their descriptions")
     files.add_argument("--check", action="store_true", help="only report files that are out of date")
-    for command in (run, demo, files):  # also accepted after the command; the top-level value otherwise
+    from .train import add_train_parser
+
+    train = add_train_parser(commands)
+    for command in (run, demo, files, train):  # also accepted after the command; the top-level value otherwise
         command.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
     return parser
 
@@ -89,6 +92,10 @@ def main(argv: Optional[list[str]] = None) -> int:
             _run(args)
         elif args.command == "demo":
             _demo(args)
+        elif args.command == "train":
+            from .train import run_train
+
+            run_train(args)
         else:
             return _workflows(args)
     except KeyboardInterrupt:

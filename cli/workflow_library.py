@@ -187,11 +187,15 @@ def train_audio_adapter() -> Workflow:
              Node(43, "SaveImage", "Loss curve", 4, 60,
                   {"images": Out(30, "loss_curve"), "filename_prefix": "MultiTalk/training/loss"}, "Output")]
     note = ("**Start here (train the audio adapter).**\n1. Put your clips in `training_clips/`: clip.mp4 (+ "
-            "clip.txt caption, + clip.speaker1.wav ... for several speakers, else the video's own sound), see "
-            "docs/training.md.\n2. Set *Prepare dataset*'s clips_folder to that folder and press **Run**.\nThe "
-            "clips are encoded once into `training_cache/`; only the audio layers train. The result lands in "
-            "models/model_patches and loads in MultiTalk Model Loader. Interrupt any time: `resume` continues "
-            "from the last saved state." + _models_note("multitalk"))
+            "clip.txt caption, + clip.speaker1.wav ... for several speakers, or one mix with clip.rttm, else the "
+            "video's own sound; videos without speech are image-to-video data), see docs/training.md.\n2. Set "
+            "*Prepare dataset*'s clips_folder to that folder and press **Run**.\nThe clips are split at shot cuts "
+            "and encoded once into `training_cache/`; windows with no visible face or with sound off the mouths "
+            "are left out (see the summary). Only the audio layers train, the backbone stays frozen; windows also "
+            "train as long-video continuations. The result lands in models/model_patches and loads in MultiTalk "
+            "Model Loader like multitalk.safetensors; the log (<name>.log.csv) sits beside it. Interrupt any "
+            "time: `resume` continues from the last saved state. For several GPUs use `torchrun ... -m "
+            "comfyui_multitalk train`. " + _models_note("multitalk"))
     return Workflow("multitalk_train_audio_adapter", nodes, [Note(note, 0, 0)])
 
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from ..models.speakers.geometry import RESOLUTIONS
 from . import comfy_bridge
+from .training_options import TRAIN_OPTIONS, train_options
 
 CATEGORY = "MultiTalk/training"
 
@@ -55,14 +56,26 @@ class MultiTalkPrepareDataset:
                 "Frames between window starts; 0: one window after the other (no overlap).")}),
             "max_windows_per_clip": ("INT", {"default": 0, "min": 0, "max": 100000, "tooltip": (
                 "At most this many windows from each clip; 0: all that fit.")}),
+        }, "optional": {
+            "require_faces": ("BOOLEAN", {"default": True, "tooltip": (
+                "Talking windows need every speaker found as a face in the window's first frame (else the window "
+                "is left out as 'no usable face'). Turn off for drawn characters the face detector misses: "
+                "then left/right strips are used.")}),
+            "max_av_offset_frames": ("INT", {"default": 3, "min": -1, "max": 25, "tooltip": (
+                "Leave out windows whose sound is clearly this many frames off the speakers' mouths (a cheap "
+                "audio-visual offset estimate); -1: no check.")}),
+            "split_shots": ("BOOLEAN", {"default": True, "tooltip": (
+                "Find shot cuts (PySceneDetect) so no window straddles a cut.")}),
         }}
 
     def prepare(self, vae, wav2vec, t5, clip_vision, clips_folder: str, cache_folder: str, window_frames: int,
-                resolution: str, stride_frames: int, max_windows_per_clip: int):
+                resolution: str, stride_frames: int, max_windows_per_clip: int, require_faces: bool = True,
+                max_av_offset_frames: int = 3, split_shots: bool = True):
         from ..models.training import DatasetEncoders, PrepareSettings, prepare_dataset
 
         settings = PrepareSettings(window=int(window_frames), stride=int(stride_frames), resolution=resolution,
-                                   max_windows_per_clip=int(max_windows_per_clip))
+                                   max_windows_per_clip=int(max_windows_per_clip), require_faces=bool(require_faces),
+                                   max_av_offset=int(max_av_offset_frames), split_shots=bool(split_shots))
         summary = prepare_dataset(clips_folder, cache_folder, DatasetEncoders(vae, wav2vec, t5, clip_vision),
                                   settings, progress=_progress("MultiTalk dataset"),
                                   check_interrupt=comfy_bridge.check_interrupt)
@@ -128,12 +141,15 @@ class MultiTalkTrainAudioAdapter:
         }, "optional": {
             "weight_decay": ("FLOAT", {"default": 0.01, "min": 0.0, "max": 1.0, "step": 0.001, "tooltip": (
                 "AdamW weight decay.")}),
+            "vae": ("VAE", {"tooltip": "The Wan2.1 VAE, to decode the preview clips (only with preview_every > 0)."}),
+            **TRAIN_OPTIONS,
         }}
 
     def train(self, model, cache_folder: str, output_name: str, steps: int, learning_rate: float,
               warmup_steps: int, batch_size: int, grad_accumulation: int, zero_audio_share: float,
               compose_two_speakers: float, shift: float, seed: int, gradient_checkpointing: bool, autocast: str,
-              save_every: int, save_dtype: str, resume: bool, audio_layers: str, weight_decay: float = 0.01):
+              save_every: int, save_dtype: str, resume: bool, audio_layers: str, weight_decay: float = 0.01,
+              vae=None, **options):
         from ..models.training import AdapterTrainer, TrainHooks, TrainSettings, draw_loss_curve, load_cache
 
         settings = TrainSettings(
@@ -141,14 +157,15 @@ class MultiTalkTrainAudioAdapter:
             batch_size=int(batch_size), grad_accumulation=int(grad_accumulation), weight_decay=float(weight_decay),
             zero_audio_share=float(zero_audio_share), compose_share=float(compose_two_speakers), shift=float(shift),
             seed=int(seed), gradient_checkpointing=bool(gradient_checkpointing), autocast=autocast,
-            save_every=int(save_every), save_dtype=save_dtype, fresh_audio_layers=audio_layers == "fresh")
+            save_every=int(save_every), save_dtype=save_dtype, fresh_audio_layers=audio_layers == "fresh",
+            **train_options(options))
         output = comfy_bridge.model_output_path("model_patches", output_name)
         cache = load_cache(cache_folder)
         bar = comfy_bridge.Progress(settings.steps, "MultiTalk training")
         hooks = TrainHooks(progress=bar.update, check_interrupt=comfy_bridge.check_interrupt)
         dit = model.to_device()
         try:
-            result = AdapterTrainer(dit, cache, settings, output, hooks).run(resume=bool(resume))
+            result = AdapterTrainer(dit, cache, settings, output, hooks, vae=vae).run(resume=bool(resume))
         finally:
             model.release()
         return (result.adapter_path, draw_loss_curve(result.losses), _report(result, settings))
@@ -162,8 +179,14 @@ def _report(result, settings) -> str:
         recent = result.losses[-10:]
         lines.append(f"Last loss {result.losses[-1]:.4f}, mean of the last {len(recent)}: "
                      f"{sum(recent) / len(recent):.4f}.")
+    if result.grad_norms:
+        lines.append(f"Gradient norm (before clipping) last step: {result.grad_norms[-1]:.4g}.")
+    if result.val_losses:
+        step, value = result.val_losses[-1]
+        lines.append(f"Validation loss at step {step}: {value:.4f}.")
     lines += result.notes
-    lines += [f"Adapter: {result.adapter_path}", f"Resume state: {result.resume_path}"]
+    lines += [f"Adapter: {result.adapter_path}", f"Resume state: {result.resume_path}", f"Log: {result.log_path}"]
+    lines += [f"Preview: {path}" for path in result.previews[-3:]]
     return "\n".join(lines)
 
 

@@ -20,7 +20,7 @@ from comfyui_multitalk.models.training.tiny import tiny_training_encoders, write
 from comfyui_multitalk.models.training.video_clips import bucket_frame, frames_at_fps
 from comfyui_multitalk.nodes.training_nodes import MultiTalkPrepareDataset
 
-SETTINGS = PrepareSettings(window=9, resolution="120p")
+SETTINGS = PrepareSettings(window=9, resolution="120p", require_faces=False)  # drawn faces: no detector hit
 
 
 @pytest.fixture(scope="module")
@@ -59,8 +59,14 @@ def prepared(clips, encoders, tmp_path_factory):
     node = MultiTalkPrepareDataset()
     assert all("tooltip" in spec[1] for spec in node.INPUT_TYPES()["required"].values())
     folder, summary, count = node.prepare(encoders.vae, encoders.wav2vec, encoders.text, encoders.clip_vision,
-                                          str(clips), cache, 9, "120p", 0, 0)
+                                          str(clips), cache, 9, "120p", 0, 0, require_faces=False)
     return folder, summary, count
+
+
+def load_cache_windows(folder, names):
+    from comfyui_multitalk.models.training.cache import read_window_info
+
+    return [read_window_info(os.path.join(folder, name)) for name in names]
 
 
 def _bucketed(path, target, start, count):
@@ -79,20 +85,28 @@ def test_folder_is_encoded_with_skips_and_notes(prepared):
     assert "bravo: no caption file 'bravo.txt'; trained with an empty caption" in summary
 
 
+def _stored(tensor):
+    """What the cache keeps of an fp32 tensor: its bf16 rounding."""
+    return tensor.to(torch.bfloat16)
+
+
 def test_window_tensors_match_the_sampler_encoding(prepared, clips, encoders):
     folder = prepared[0]
     voice = prepare_track(*read_audio_file(str(clips / "alpha.speaker1.wav")), 1)
     features = build_speaker_audio(encoders.wav2vec, [voice]).features
     for index, start in ((0, 0), (1, 9)):
         window = load_file(os.path.join(folder, f"alpha_w000{index}.safetensors"))
+        assert {t.dtype for k, t in window.items() if k != "speech"} == {torch.bfloat16}  # stored in 16 bits
+        samples = (voice[start * 640:(start + 9) * 640] * 32767).round().astype(np.int16)  # the sound, for previews
+        assert torch.equal(window["speech"][0], torch.from_numpy(samples))
         frames = _bucketed(str(clips / "alpha.mp4"), (160, 160), start, 9)
-        torch.testing.assert_close(window["latents"], encode_frames(encoders.vae, frames)[0])
-        torch.testing.assert_close(window["y"], window_condition(encoders.vae, frames[:1], 9)[0][0])
+        assert torch.equal(window["latents"], _stored(encode_frames(encoders.vae, frames)[0]))
+        assert torch.equal(window["y"], _stored(window_condition(encoders.vae, frames[:1], 9)[0][0]))
         assert window["y"][:4, 0].eq(1).all() and window["y"][:4, 1:].eq(0).all()
-        assert torch.equal(audio_windows(window["audio"]), stack_speaker_windows(features, start, 9))
-        torch.testing.assert_close(window["text"], encoders.text.encode("a woman talks")[0])
+        assert torch.equal(audio_windows(window["audio"]), _stored(stack_speaker_windows(features, start, 9)))
+        assert torch.equal(window["text"], _stored(encoders.text.encode("a woman talks")[0]))
         clip = encoders.clip_vision.encode_image(frames[:1]).penultimate_hidden_states[0]
-        torch.testing.assert_close(window["clip"], clip)
+        assert torch.equal(window["clip"], _stored(clip))
         assert window["masks"].shape == (2, 20, 20) and window["masks"].eq(1).all()
 
 
@@ -112,12 +126,15 @@ def test_bad_clips_raise_typed_errors_naming_the_value(clips, encoders, tmp_path
     write_synthetic_clip(str(tmp_path), "mute", 0.8, own_audio=False)
     os.remove(tmp_path / "mute.speaker1.wav")
     (clip,), _ = find_clips(str(tmp_path))
-    with pytest.raises(DatasetInputError, match=r"no 'mute.speaker1.wav' and its video has no usable soundtrack"):
-        prepare_clip(clip, str(tmp_path), encoders, SETTINGS)
+    report = prepare_clip(clip, str(tmp_path / "i2v"), encoders, SETTINGS)  # no sound: image-to-video data
+    assert len(report.windows) == 2 and any("image-to-video" in n for n in report.notes)
+    (info, *_) = load_cache_windows(tmp_path / "i2v", report.windows)
+    assert info.task == "i2v" and load_file(info.path)["audio"].eq(0).all()
     with pytest.raises(DatasetInputError, match=r"4n\+1"):
         prepare_clip(clip, str(tmp_path), encoders, PrepareSettings(window=8))
-    with pytest.raises(DatasetInputError, match=r"(?s)No training window could be made .*skipped mute.mp4"):
-        prepare_dataset(str(tmp_path), str(tmp_path / "cache"), encoders, SETTINGS)
+    write_synthetic_clip(str(tmp_path / "short"), "brief", 0.2) if os.makedirs(tmp_path / "short") is None else None
+    with pytest.raises(DatasetInputError, match=r"(?s)No training window could be made .*skipped brief.mp4"):
+        prepare_dataset(str(tmp_path / "short"), str(tmp_path / "cache"), encoders, SETTINGS)
     with pytest.raises(DatasetInputError, match=r"clips folder '.*nowhere' does not exist"):
         find_clips(str(tmp_path / "nowhere"))
 
@@ -129,16 +146,18 @@ def test_real_tiny_vae_and_overlapping_windows(clips, encoders, tmp_path):
     from comfyui_multitalk.models.encoders.tiny import tiny_vae_state
 
     (alpha,) = [c for c in find_clips(str(clips))[0] if c.name == "alpha"]
-    overlapping = prepare_clip(alpha, str(tmp_path), encoders, PrepareSettings(window=5, stride=3, resolution="120p"))
+    overlapping = prepare_clip(alpha, str(tmp_path), encoders,
+                               PrepareSettings(window=5, stride=3, resolution="120p", require_faces=False))
     assert overlapping.windows == [f"alpha_w{i:04d}.safetensors" for i in range(6)]  # starts 0, 3, ..., 15
     third = load_file(str(tmp_path / overlapping.windows[2]))
     frames = _bucketed(str(clips / "alpha.mp4"), (160, 160), 6, 5)
-    torch.testing.assert_close(third["latents"], encode_frames(encoders.vae, frames)[0])
+    assert torch.equal(third["latents"], _stored(encode_frames(encoders.vae, frames)[0]))
 
     save_file(tiny_vae_state(seed=3), str(tmp_path / "vae.safetensors"))
     real = dataclasses.replace(encoders, vae=load_vae(str(tmp_path / "vae.safetensors")))
     report = prepare_clip(alpha, str(tmp_path / "real"), real,
-                          PrepareSettings(window=5, resolution="120p", max_windows_per_clip=1))
+                          PrepareSettings(window=5, resolution="120p", max_windows_per_clip=1,
+                                          require_faces=False))
     assert report.windows == ["alpha_w0000.safetensors"]
     window = load_file(str(tmp_path / "real" / report.windows[0]))
     assert window["latents"].shape == (16, 2, 20, 20) and window["y"].shape == (20, 2, 20, 20)

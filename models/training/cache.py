@@ -9,8 +9,16 @@ A window file holds everything one training sample needs, already encoded:
                           per-frame 5-windows equal those of the whole track
   text    [Lt, D]          caption embedding (valid tokens only)
   clip    [257, Dc]        CLIP vision penultimate features of the first frame
-  masks   [S+1, h, w]      speaker masks then the background, on the latent grid
-and, as metadata, the encoder sizes a model must match, the source clip and the window index.
+  masks   [S+1, h, w]      speaker masks then the background, on the latent grid, from the
+                          window's own first frame
+optionally, for training the window as a continuation (what long-video sampling does):
+  y_motion, clip_motion   MultiTalk mode: the first `motion_multitalk` frames known in y, CLIP of
+                          the last known frame
+  y_ref, clip_ref         InfiniteTalk mode: y and CLIP of the clip's reference (first) frame
+  speech  [S, F * 640]    each speaker's 16 kHz sound under the window, int16 (preview clips)
+and, as metadata, the encoder sizes a model must match, the source clip, the window index and
+the task ("talk", or "i2v" for a clip without speech: image-to-video data with zero audio).
+Tensors are stored in bf16 (what the model computes in) and read back as fp32.
 """
 from __future__ import annotations
 
@@ -29,6 +37,9 @@ MANIFEST = "manifest.json"
 AUDIO_CONTEXT = 2  # wav2vec frames either side of a video frame (the 5-frame window)
 DIM_KEYS = ("latent_channels", "text_dim", "clip_dim", "audio_layers", "audio_hidden")
 TENSOR_KEYS = ("latents", "y", "audio", "text", "clip", "masks")
+CONTINUATION_KEYS = {"multitalk": ("y_motion", "clip_motion"), "infinitetalk": ("y_ref", "clip_ref")}
+CACHE_DTYPE = torch.bfloat16
+TASKS = ("talk", "i2v")
 
 
 @dataclass(frozen=True)
@@ -42,17 +53,26 @@ class WindowInfo:
     speakers: int
     latent_shape: tuple[int, int, int]  # (T, h, w)
     dims: dict
+    task: str = "talk"  # "i2v": a clip without speech (zero audio, image-to-video data)
+    motion: tuple[tuple[str, int], ...] = ()  # (continuation mode, motion frames) the file holds
 
     @property
     def group(self) -> tuple:
         """Windows of one group can share a batch (same tensor shapes)."""
         return (self.latent_shape, self.speakers)
 
+    def motion_frames(self, mode: str) -> int:
+        """Known frames of this window's `mode` continuation variant (0: the file has none)."""
+        return dict(self.motion).get(mode, 0)
+
 
 def write_window(path: str, tensors: Mapping[str, torch.Tensor], meta: Mapping[str, object]) -> None:
     from safetensors.torch import save_file
 
-    data = {k: tensors[k].detach().float().cpu().contiguous() for k in TENSOR_KEYS}
+    keys = list(TENSOR_KEYS) + [k for pair in CONTINUATION_KEYS.values() for k in pair if k in tensors]
+    data = {k: tensors[k].detach().cpu().to(CACHE_DTYPE).contiguous() for k in keys}
+    if "speech" in tensors:  # the window's sound for previews, int16 PCM as it is
+        data["speech"] = tensors["speech"].detach().cpu().to(torch.int16).contiguous()
     save_file(data, path, metadata={"format": WINDOW_FORMAT, **{k: str(v) for k, v in meta.items()}})
 
 
@@ -68,15 +88,19 @@ def read_window_info(path: str) -> WindowInfo:
     if meta.get("format") != WINDOW_FORMAT or set(TENSOR_KEYS) - set(shapes):
         raise DatasetInputError(f"'{path}' is not a MultiTalk training window ({WINDOW_FORMAT}): prepare the "
                                 "dataset again with MultiTalk Prepare Dataset.")
+    motion = tuple((mode, int(meta.get(f"motion_{mode}", 0))) for mode, keys in CONTINUATION_KEYS.items()
+                   if set(keys) <= set(shapes))
     return WindowInfo(path=path, source=meta.get("source", ""), index=int(meta.get("window_index", 0)),
                       frames=int(meta["frames"]), speakers=shapes["audio"][0],
-                      latent_shape=tuple(shapes["latents"][1:]), dims={k: int(meta[k]) for k in DIM_KEYS})
+                      latent_shape=tuple(shapes["latents"][1:]), dims={k: int(meta[k]) for k in DIM_KEYS},
+                      task=meta.get("task", "talk"), motion=motion)
 
 
 def read_window(info: WindowInfo) -> dict[str, torch.Tensor]:
+    """The window's tensors as fp32 (the file stores them in 16 bits)."""
     from safetensors.torch import load_file
 
-    return load_file(info.path)
+    return {k: v.float() for k, v in load_file(info.path).items()}
 
 
 @dataclass

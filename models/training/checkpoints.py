@@ -74,3 +74,22 @@ def load_resume_state(path: str) -> dict:
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:
         raise CheckpointError(f"Cannot read the resume state '{path}' ({exc}): delete it to start afresh.") from None
+
+
+def ema_path(adapter: str) -> str:
+    """The EMA adapter beside the adapter: `<name>_ema.safetensors`."""
+    return adapter[: -len(".safetensors")] + "_ema.safetensors"
+
+
+def check_writable(adapter: str) -> None:
+    """CheckpointError before any training when the adapter's folder cannot be written."""
+    folder = os.path.dirname(os.path.abspath(adapter))
+    try:
+        os.makedirs(folder, exist_ok=True)
+        probe = os.path.join(folder, f".multitalk_write_check_{os.getpid()}")
+        with open(probe, "wb"):
+            pass
+        os.remove(probe)
+    except OSError as exc:
+        raise CheckpointError(f"Cannot write the adapter into '{folder}' ({exc}): choose another output_name "
+                              "or folder.") from None

@@ -1,8 +1,11 @@
 """Dataset preparation: a folder of clips -> windows encoded once into the training cache.
 
-Each clip is read at 25 fps, bucketed like the sampler's reference image (models/speakers),
-cut into windows of 4n+1 frames and encoded with the VAE, wav2vec, the text encoder and CLIP
-vision. Clips that cannot be used are skipped with the reason; see cache.py for the format.
+Each clip is read at 25 fps on its own clock (pictures and sound aligned on the streams' start
+times), split at shot cuts, bucketed like the sampler's reference image (models/speakers), cut
+into windows of 4n+1 frames inside each shot and encoded with the VAE, wav2vec, the text
+encoder and CLIP vision, with each window's speaker masks from its own first frame. Windows
+whose speakers show no face, or whose sound is clearly out of sync with the mouths, are left
+out; clips left with no window are skipped with the reason. See cache.py for the format.
 """
 from __future__ import annotations
 
@@ -15,17 +18,22 @@ from typing import Any, Callable, Iterator, Optional
 import numpy as np
 import torch
 
-from ..audio import build_speaker_audio, prepare_track, read_audio_file
 from ..audio.windows import window_indices
 from ..dit.config import CLIP_TOKENS
-from ..errors import DatasetInputError, MultiTalkError
+from ..errors import DatasetInputError
 from ..output_files import atomic_write, check_output, note_input
 from ..sampling.conditioning import encode_frames, window_condition
-from ..speakers import build_speaker_layout
+from ..sampling.plan import DEFAULT_MOTION_FRAMES
+from ..speakers.geometry import choose_bucket
 from ..speakers.layout import SpeakerLayout
+from .av_sync import speaker_faces, unsynchronised
 from .cache import AUDIO_CONTEXT, MANIFEST, write_window
+from .clip_audio import ClipAudio, read_clip_audio
 from .clip_folder import ClipSource, find_clips
-from .video_clips import TRAIN_FPS, bucket_frame, frames_at_fps, iter_windows
+from .preview import speech_samples
+from .scenes import shot_ranges
+from .video_clips import TRAIN_FPS, frames_at_fps, iter_shot_windows
+from .window_layout import NoUsableFace, WindowRegions
 
 
 @dataclass
@@ -44,6 +52,11 @@ class PrepareSettings:
     stride: int = 0  # frames between window starts; 0: the window length (no overlap)
     resolution: str = "480p"  # bucket table of models/speakers (480p, 720p; 240p/120p drafts)
     max_windows_per_clip: int = 0  # 0: every window that fits
+    require_faces: bool = True  # talking windows need every speaker found as a face (off: strips)
+    max_av_offset: int = 3  # frames the sound may be off the mouths before a window is skipped; -1: no check
+    split_shots: bool = True  # windows never straddle a shot cut
+    motion_multitalk: int = DEFAULT_MOTION_FRAMES["multitalk"]  # known frames of MultiTalk continuations
+    motion_infinitetalk: int = DEFAULT_MOTION_FRAMES["infinitetalk"]  # motion frames of InfiniteTalk ones
 
     def validate(self) -> None:
         if self.window < 5 or (self.window - 1) % 4:
@@ -51,6 +64,9 @@ class PrepareSettings:
         if self.stride < 0 or self.max_windows_per_clip < 0:
             raise DatasetInputError(f"stride ({self.stride}) and max windows per clip ({self.max_windows_per_clip}) "
                                     "must be >= 0.")
+        if self.max_av_offset < -1 or self.motion_multitalk < 1 or self.motion_infinitetalk < 1:
+            raise DatasetInputError(f"max_av_offset ({self.max_av_offset}) must be >= -1 and the motion frames "
+                                    f"({self.motion_multitalk}, {self.motion_infinitetalk}) >= 1.")
 
 
 @dataclass
@@ -76,27 +92,10 @@ class PrepareSummary:
 
 def note_clip_files(clip: ClipSource) -> None:
     """Record every file of a clip as read, so no cache file may be written over one."""
-    for path in [clip.video, clip.caption, *(clip.speaker_audio or []), *clip.masks.values()]:
+    for path in [clip.video, clip.caption, clip.mix, clip.rttm, clip.boxes, *(clip.speaker_audio or []),
+                 *clip.masks.values(), *clip.mask_videos.values()]:
         if path is not None:
             note_input(path)
-
-
-def _clip_audio(clip: ClipSource, wav2vec: Any) -> tuple[list[torch.Tensor], int, list[str]]:
-    """Per-speaker wav2vec features [T, L, C] on one parallel timeline, T frames, notes."""
-    paths = clip.speaker_audio or [clip.video]
-    tracks = []
-    for number, path in enumerate(paths, start=1):
-        try:
-            samples, rate = read_audio_file(path)
-            tracks.append(prepare_track(samples, rate, number))
-        except MultiTalkError as exc:
-            if clip.speaker_audio is None:
-                raise DatasetInputError(f"Clip '{clip.name}' has no '{clip.name}.speaker1.wav' and its video has no "
-                                        f"usable soundtrack ({exc}). Add one audio file per speaker.") from None
-            raise DatasetInputError(f"Clip '{clip.name}', speaker {number}: {exc}") from None
-    speaker_audio = build_speaker_audio(wav2vec, tracks, "parallel", fps=TRAIN_FPS, routing_mode="masked")
-    notes = [f"{clip.name}: {w}" for w in speaker_audio.warnings]
-    return speaker_audio.features, speaker_audio.num_frames, notes
 
 
 def _caption(clip: ClipSource) -> tuple[str, list[str]]:
@@ -104,27 +103,6 @@ def _caption(clip: ClipSource) -> tuple[str, list[str]]:
         return "", [f"{clip.name}: no caption file '{clip.name}.txt'; trained with an empty caption."]
     with open(clip.caption, encoding="utf-8", errors="replace") as handle:
         return handle.read().strip(), []
-
-
-def _read_mask(path: str) -> torch.Tensor:
-    from PIL import Image
-
-    try:
-        with Image.open(path) as image:
-            pixels = np.asarray(image.convert("L"), dtype=np.float32) / 255.0
-    except Exception as exc:
-        raise DatasetInputError(f"Cannot read the mask '{path}' ({exc}): save it as a PNG, white on the speaker.") \
-            from None
-    return torch.from_numpy(pixels)[None]  # [1, H, W]
-
-
-def _layout(clip: ClipSource, first: np.ndarray, resolution: str) -> SpeakerLayout:
-    image = torch.from_numpy(first).float().div(255.0)[None]  # [1, H, W, 3]
-    masks = [(_read_mask(clip.masks[k]) if k in clip.masks else None) for k in range(1, clip.num_speakers + 1)]
-    try:
-        return build_speaker_layout(image, clip.num_speakers, resolution, masks=masks)
-    except MultiTalkError as exc:
-        raise DatasetInputError(f"Clip '{clip.name}': {exc}") from None
 
 
 class _Counter:
@@ -139,24 +117,53 @@ class _Counter:
             yield frame
 
 
-def _encode_window(encoders: DatasetEncoders, frames: np.ndarray, start: int, features: list[torch.Tensor],
-                   layout: SpeakerLayout, text: torch.Tensor) -> dict[str, torch.Tensor]:
-    pixels = torch.from_numpy(frames).float().div(255.0)  # [F, H, W, 3]
-    count = pixels.shape[0]
-    y, _ = window_condition(encoders.vae, pixels[:1], count)  # [1, 20, T, h, w]
-    clip = encoders.clip_vision.encode_image(pixels[:1], crop=False).penultimate_hidden_states[0].float()
+def _condition(encoders: DatasetEncoders, known: torch.Tensor, count: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(y [20, T, h, w], CLIP features [257, Dc]) of a window whose first frames `known` [k, H, W, 3] are
+    given (CLIP sees the last known frame, as the sampler's chained windows do)."""
+    y, _ = window_condition(encoders.vae, known, count)
+    clip = encoders.clip_vision.encode_image(known[-1:], crop=False).penultimate_hidden_states[0].float()
     if clip.shape[0] != CLIP_TOKENS:
         raise DatasetInputError(f"CLIP vision gives {clip.shape[0]} tokens per image; the DiT needs {CLIP_TOKENS} "
                                 "(CLIP ViT-H/14 at 224 px): load clip_vision_h.")
-    rows = window_indices(features[0].shape[0], start - AUDIO_CONTEXT, count + 2 * AUDIO_CONTEXT, 1)[:, 0]
-    return {
-        "latents": encode_frames(encoders.vae, pixels)[0],  # [16, T, h, w]
-        "y": y[0],
-        "audio": torch.stack([f[rows] for f in features]),  # [S, F + 4, L, C]
-        "text": text,
-        "clip": clip,
-        "masks": layout.latent_masks(),  # [S + 1, h, w]
-    }
+    return y[0], clip
+
+
+def _encode_window(encoders: DatasetEncoders, frames: np.ndarray, reference: np.ndarray, start: int,
+                   audio: ClipAudio, layout: SpeakerLayout, text: torch.Tensor,
+                   settings: PrepareSettings) -> dict[str, torch.Tensor]:
+    pixels = torch.from_numpy(frames).float().div(255.0)  # [F, H, W, 3]
+    count = pixels.shape[0]
+    y, clip = _condition(encoders, pixels[:1], count)
+    if audio.talking:
+        rows = window_indices(audio.features[0].shape[0], start - AUDIO_CONTEXT, count + 2 * AUDIO_CONTEXT, 1)[:, 0]
+        sound = torch.stack([f[rows] for f in audio.features])  # [S, F + 4, L, C]
+        extra = {"speech": speech_samples(audio.tracks, start, count)}
+    else:
+        sound, extra = audio.silent_window(count + 2 * AUDIO_CONTEXT), {}
+    tensors = {"latents": encode_frames(encoders.vae, pixels)[0], "y": y, "audio": sound, "text": text,
+               "clip": clip, "masks": layout.latent_masks(), **extra}
+    if settings.motion_multitalk < count:  # known frames of a MultiTalk continuation
+        tensors["y_motion"], tensors["clip_motion"] = _condition(encoders, pixels[:settings.motion_multitalk], count)
+    if settings.motion_infinitetalk < count:  # InfiniteTalk: the shot's reference frame anchors every window
+        same = np.array_equal(reference, frames[0])
+        tensors["y_ref"], tensors["clip_ref"] = (y, clip) if same else \
+            _condition(encoders, torch.from_numpy(reference.copy()).float().div(255.0)[None], count)
+    return tensors
+
+
+def _window_problem(regions: WindowRegions, audio: ClipAudio, start: int, raw_first: np.ndarray,
+                    frames: np.ndarray, settings: PrepareSettings) -> tuple[Optional[SpeakerLayout], Optional[str]]:
+    """(layout, None) for a usable window, (None, why not) otherwise."""
+    try:
+        layout, faces = regions.layout(start, raw_first, audio.talking)
+    except NoUsableFace as exc:
+        return None, str(exc)
+    if audio.talking and settings.max_av_offset >= 0:
+        reason = unsynchronised(frames, speaker_faces(faces, layout.masks), audio.tracks, start,
+                                settings.max_av_offset)
+        if reason:
+            return None, f"{reason} (frames {start}..{start + frames.shape[0] - 1})"
+    return layout, None
 
 
 def prepare_clip(clip: ClipSource, cache_folder: str, encoders: DatasetEncoders, settings: PrepareSettings,
@@ -169,39 +176,65 @@ def prepare_clip(clip: ClipSource, cache_folder: str, encoders: DatasetEncoders,
     first = next(frames, None)  # opens the video first: an unreadable one is reported as such
     if first is None:
         raise DatasetInputError(f"The video '{clip.video}' has no frames.")
-    features, audio_frames, notes = _clip_audio(clip, encoders.wav2vec)
+    audio = read_clip_audio(clip, encoders.wav2vec)
     caption, caption_notes = _caption(clip)
     text = encoders.text.encode(caption)[0].float()  # [L, D]
-    report = ClipReport(clip.name, notes=notes + caption_notes)
-    layout = _layout(clip, first, settings.resolution)
-    report.notes += [f"{clip.name}: {n}" for n in layout.notes]
-    target = (layout.height, layout.width)
-    counter = _Counter(bucket_frame(f, target) for f in chain([first], frames))
-    stride = settings.stride or settings.window
-    for index, start, window in iter_windows(iter(counter), settings.window, stride, settings.max_windows_per_clip):
-        if start + settings.window > audio_frames:
-            report.notes.append(f"{clip.name}: the audio ends at frame {audio_frames}; windows from frame {start} on "
+    report = ClipReport(clip.name, notes=audio.notes + caption_notes)
+    regions = WindowRegions(clip, settings.resolution, settings.require_faces)
+    shots = shot_ranges(clip.video) if settings.split_shots else [(0, float("inf"))]
+    if len(shots) > 1:
+        report.notes.append(f"{clip.name}: {len(shots)} shots (cuts at frames {[s for s, _ in shots[1:]]}); "
+                            "no window straddles a cut.")
+    target = choose_bucket(first.shape[0], first.shape[1], settings.resolution)
+    counter = _Counter(chain([first], frames))
+    skipped: list[str] = []
+    for start, raw_first, reference, window in iter_shot_windows(iter(counter), shots, settings.window,
+                                                                 settings.stride or settings.window, target):
+        if audio.talking and start + settings.window > audio.frames:
+            report.notes.append(f"{clip.name}: the audio ends at frame {audio.frames}; windows from frame {start} on "
                                 "were left out.")
             break
-        tensors = _encode_window(encoders, window, start, features, layout, text)
-        name = f"{clip.name}_w{index:04d}.safetensors"
+        layout, problem = _window_problem(regions, audio, start, raw_first, window, settings)
+        if problem:
+            skipped.append(problem)
+            continue
+        report.notes += [f"{clip.name}: {n}" for n in layout.notes if n not in report.notes]
+        tensors = _encode_window(encoders, window, reference, start, audio, layout, text, settings)
+        name = f"{clip.name}_w{len(report.windows):04d}.safetensors"
+        meta = _window_meta(clip, len(report.windows), start, tensors, caption, audio, settings)
         path = check_output(os.path.join(cache_folder, name), overwrite=True, kind=None)  # never over a clip file
-        write_window(path, tensors, _window_meta(clip, index, start, tensors, caption))
+        write_window(path, tensors, meta)
         report.windows.append(name)
         if on_window is not None:
             on_window(name)
+        if settings.max_windows_per_clip and len(report.windows) >= settings.max_windows_per_clip:
+            break
     if not report.windows:
-        frames_had = min(counter.count, audio_frames)
-        raise DatasetInputError(
-            f"Clip '{os.path.basename(clip.video)}' has {counter.count} video frames and {audio_frames} audio frames "
-            f"at 25 fps ({frames_had / TRAIN_FPS:.2f} s usable), shorter than one window of {settings.window} "
-            "frames. Use a longer clip or a smaller window.")
+        raise DatasetInputError(_no_window_reason(clip, counter.count, audio, skipped, settings))
+    report.notes += [f"{clip.name}: window left out: {reason}" for reason in skipped]
     return report
 
 
-def _window_meta(clip: ClipSource, index: int, start: int, tensors: dict, caption: str) -> dict:
+def _no_window_reason(clip: ClipSource, video_frames: int, audio: ClipAudio, skipped: list[str],
+                      settings: PrepareSettings) -> str:
+    if skipped:
+        more = f" (and {len(skipped) - 1} more windows)" if len(skipped) > 1 else ""
+        return f"Clip '{os.path.basename(clip.video)}': {skipped[0]}{more}."
+    frames_had = min(video_frames, audio.frames) if audio.talking else video_frames
+    sound = f" and {audio.frames} audio frames" if audio.talking else ""
+    return (f"Clip '{os.path.basename(clip.video)}' has {video_frames} video frames{sound} at 25 fps "
+            f"({frames_had / TRAIN_FPS:.2f} s usable), shorter than one window of {settings.window} frames "
+            "(in one shot). Use a longer clip or a smaller window.")
+
+
+def _window_meta(clip: ClipSource, index: int, start: int, tensors: dict, caption: str, sound: ClipAudio,
+                 settings: PrepareSettings) -> dict:
     audio = tensors["audio"]
+    motion = {f"motion_{mode}": frames for mode, frames, key in (
+        ("multitalk", settings.motion_multitalk, "y_motion"), ("infinitetalk", settings.motion_infinitetalk, "y_ref"))
+        if key in tensors}
     return {"source": os.path.basename(clip.video), "window_index": index, "start_frame": start,
+            "task": "talk" if sound.talking else "i2v", **motion,
             "frames": audio.shape[1] - 2 * AUDIO_CONTEXT, "speakers": audio.shape[0], "caption": caption,
             "latent_channels": tensors["latents"].shape[0], "text_dim": tensors["text"].shape[-1],
             "clip_dim": tensors["clip"].shape[-1], "audio_layers": audio.shape[2], "audio_hidden": audio.shape[3]}

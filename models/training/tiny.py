@@ -127,19 +127,24 @@ class PoolingVAE:
 
 def write_synthetic_cache(folder: str, windows: int = 4, frames: int = 9, latent_size: tuple[int, int] = (4, 4),
                           speakers: int = 1, config: DiTConfig | None = None, seed: int = 0,
-                          audio_layers: int = W2V_LAYERS) -> str:
+                          audio_layers: int = W2V_LAYERS, silent_windows: int = 0) -> str:
     """A training cache of random windows whose latents depend on their audio (so the adapter has
-    something to learn), with the widths of `config` (default: tiny_training_dit_config())."""
+    something to learn), with the widths of `config` (default: tiny_training_dit_config()); the
+    last `silent_windows` are image-to-video windows of a speechless clip (zero audio)."""
     from .cache import AUDIO_CONTEXT, MANIFEST, write_window
 
     config = config or tiny_training_dit_config()
     g = torch.Generator().manual_seed(seed)
     layers, hidden = audio_layers, config.audio_feature_dim // audio_layers
     t_lat, (h, w) = (frames - 1) // 4 + 1, latent_size
+    motion = 5 if frames > 5 else 1  # known frames of the continuation variants
+    motion_latents = (motion - 1) // 4 + 1
     names = []
     os.makedirs(folder, exist_ok=True)
     for index in range(windows):
         audio = torch.randn(speakers, frames + 2 * AUDIO_CONTEXT, layers, hidden, generator=g)
+        silent = index >= windows - silent_windows
+        audio = torch.zeros_like(audio) if silent else audio
         loud = audio[0, AUDIO_CONTEXT::4, 0, :16][:t_lat].T  # [16, T]: one value per channel and latent frame
         latents = loud[:, :, None, None] + 0.3 * torch.randn(16, t_lat, h, w, generator=g)
         y = torch.cat([torch.zeros(4, t_lat, h, w), 0.5 * torch.randn(16, t_lat, h, w, generator=g)])
@@ -148,9 +153,17 @@ def write_synthetic_cache(folder: str, windows: int = 4, frames: int = 9, latent
         if speakers > 1:
             masks = torch.stack([(torch.arange(w) * speakers // w == s).float().expand(h, w) for s in range(speakers)]
                                 + [torch.zeros(h, w)])
+        clip = torch.randn(257, config.clip_dim, generator=g)
+        y_motion = torch.cat([torch.zeros(4, t_lat, h, w), y[4:]])
+        y_motion[:4, :motion_latents] = 1.0  # the first `motion` frames known
         tensors = {"latents": latents, "y": y, "audio": audio, "text": torch.randn(5, config.text_dim, generator=g),
-                   "clip": torch.randn(257, config.clip_dim, generator=g), "masks": masks}
+                   "clip": clip, "masks": masks, "y_motion": y_motion, "clip_motion": clip.flip(0),
+                   "y_ref": y, "clip_ref": clip}
+        if not silent:  # the sound under the window (preview clips play it)
+            voices = [synthetic_voice(frames / 25, 150.0 + 70 * k, seed + index) for k in range(speakers)]
+            tensors["speech"] = torch.from_numpy((np.stack(voices) * 32767).astype(np.int16))
         meta = {"source": f"synthetic{index}.mp4", "window_index": index, "start_frame": 0, "frames": frames,
+                "motion_multitalk": motion, "motion_infinitetalk": motion, "task": "i2v" if silent else "talk",
                 "speakers": speakers, "latent_channels": 16, "text_dim": config.text_dim,
                 "clip_dim": config.clip_dim, "audio_layers": layers, "audio_hidden": hidden}
         names.append(f"synthetic_w{index:04d}.safetensors")

@@ -108,3 +108,34 @@ def iter_windows(frames: Iterator[np.ndarray], window: int, stride: int,
         start += stride
         skip = max(0, stride - window)
 
+
+
+def iter_shot_windows(frames: Iterator[np.ndarray], shots: list[tuple[int, float]], window: int, stride: int,
+                      target: tuple[int, int]) -> Iterator[tuple[int, np.ndarray, np.ndarray, np.ndarray]]:
+    """Windows that stay inside one shot: (first frame, that frame at the source size, the shot's
+    first frame bucketed, the bucketed window uint8 [window, th, tw, 3]). Windows start every
+    `stride` frames from each shot's start; frames are bucketed as they arrive."""
+    buffer: deque = deque()
+    firsts: dict[int, np.ndarray] = {}
+    shot, reference = 0, None
+    for index, frame in enumerate(frames):
+        while index >= shots[shot][1]:
+            shot += 1
+        start = int(shots[shot][0])
+        if index == start:  # a new shot: nothing carries over the cut
+            buffer.clear()
+            firsts.clear()
+        offset = index - start
+        if offset % stride >= window:
+            continue  # between two windows (stride longer than the window)
+        bucketed = bucket_frame(frame, target)
+        if offset == 0:
+            reference = bucketed
+        if offset % stride == 0:
+            firsts[index] = frame
+        buffer.append((index, bucketed))
+        if len(buffer) == window:
+            first = buffer[0][0]
+            yield first, firsts.pop(first), reference, np.stack([b for _, b in buffer])
+            for _ in range(min(stride, window)):
+                buffer.popleft()
