@@ -272,7 +272,8 @@ def _define_patcher(base):
             return self.placement.free(int(memory_to_free))
 
         def detach(self, unpatch_all=True):
-            self.placement.unload()
+            if unpatch_all:  # False: ComfyUI only forgets the patcher (it is being deleted)
+                self.placement.unload()
             return self.model
 
         def is_clone(self, other):

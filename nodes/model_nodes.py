@@ -26,11 +26,12 @@ class MultiTalkModel:
     options: Any = None  # models.dit.runtime.RuntimeOptions, or None: the loader's defaults
     notes: list = field(default_factory=list)  # what the LoRAs and options did, for the nodes' notes
 
-    def to_device(self, tokens: Optional[int] = None, batch: int = 1) -> torch.nn.Module:
-        """The DiT on its device for a run (`tokens` per item, `batch` items: block swap as memory needs)."""
+    def to_device(self, tokens: Optional[int] = None, batch: int = 1, training: bool = False) -> torch.nn.Module:
+        """The DiT on its device for a run (`tokens` per item, `batch` items: block swap as memory needs;
+        never when training, whose gradients must reach the resident weights)."""
         from .model_runtime import load_for_run
 
-        return load_for_run(self, tokens, batch)
+        return load_for_run(self, tokens, batch, training)
 
     def ensure_loaded(self) -> None:
         from .model_runtime import ensure_loaded

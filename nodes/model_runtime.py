@@ -15,8 +15,8 @@ DEFAULT_TOKENS = 21 * 30 * 52  # an 81-frame 480p window: 21 latent frames of 30
 
 
 def build_dit(base: torch.nn.Module, loras: tuple, options, work_device: Optional[torch.device]):
-    """(DiT, report lines): `base` with the LoRAs ((LoraFile, strength, mode), ...) and options applied."""
-    from ..models.dit.runtime import describe_runtime, with_runtime
+    """(DiT, LoRA report lines): `base` with the LoRAs ((LoraFile, strength, mode), ...) applied
+    together (fp8 and GGUF weights re-quantised once), then the run options."""
     from ..models.lora import apply_loras
 
     model, lines = base, []
@@ -26,9 +26,16 @@ def build_dit(base: torch.nn.Module, loras: tuple, options, work_device: Optiona
             model, reports = apply_loras(model, chosen, mode, work_device)
             lines += [line for report in reports for line in report.lines()]
     if options is not None:
-        model = with_runtime(model, options)
-        lines += describe_runtime(model)
+        model = retune(model, options)[0]
     return model, lines
+
+
+def retune(model: torch.nn.Module, options) -> tuple[torch.nn.Module, list[str]]:
+    """(a copy of `model` sharing its weights, set up to run with `options`; what runs, in lines)."""
+    from ..models.dit.runtime import describe_runtime, with_runtime
+
+    tuned = with_runtime(model, options)
+    return tuned, describe_runtime(tuned)
 
 
 def placement_of(handle) -> DiTPlacement:
@@ -40,11 +47,13 @@ def placement_of(handle) -> DiTPlacement:
     return placement
 
 
-def load_for_run(handle, tokens: Optional[int], batch: int) -> torch.nn.Module:
+def load_for_run(handle, tokens: Optional[int], batch: int, training: bool = False) -> torch.nn.Module:
     """Put the DiT on its device for a run of `batch` items of `tokens` tokens (block swap as needed)."""
     placement = placement_of(handle)
+    if training:  # gradients must reach the resident parameters: the whole model on the device
+        placement.swap = 0
     tokens = tokens or DEFAULT_TOKENS
-    handle._work = (tokens, batch)
+    handle._work = (tokens, batch, training)
     needed = activation_bytes(handle.model.config, tokens, batch, handle.model.compute_dtype)
     if not comfy_bridge.load_managed(handle, placement, needed):
         placement.load_for(tokens, batch)
@@ -55,7 +64,7 @@ def ensure_loaded(handle) -> None:
     """Before a step: reload the DiT if a model manager moved it away since the run began."""
     placement = getattr(handle, "_placement", None)
     if placement is not None and placement.misplaced():
-        load_for_run(handle, *getattr(handle, "_work", (None, 1)))
+        load_for_run(handle, *getattr(handle, "_work", (None, 1, False)))
 
 
 def release(handle) -> None:

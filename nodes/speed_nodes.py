@@ -9,7 +9,7 @@ import logging
 from ..models.dit.attention import BACKENDS
 from . import comfy_bridge
 from .model_nodes import MultiTalkModel
-from .model_runtime import build_dit
+from .model_runtime import retune
 
 CATEGORY = "MultiTalk/loaders"
 logger = logging.getLogger("MultiTalk")
@@ -61,13 +61,12 @@ class MultiTalkModelOptions:
             from ..models.dit.attention import get_attention
 
             get_attention(attention, model.device)  # refuse a backend this machine lacks, now
-        work = model.device if model.device.type == "cuda" else None
-        dit, lines = build_dit(base, model.loras, options, work)
+        dit, lines = retune(model.model, options)  # the LoRAs stay as applied: no second merged copy
         for line in lines:
             logger.info("MultiTalkModelOptions: %s", line)
         result = MultiTalkModel(dit, model.device, model.offload, model.name, base=base, loras=model.loras,
-                                options=options, notes=lines)
-        return {"ui": comfy_bridge.notes_ui(lines), "result": (result,)}
+                                options=options, notes=list(model.notes))
+        return {"ui": comfy_bridge.notes_ui(list(model.notes) + lines), "result": (result,)}
 
 
 class MultiTalkVAETiling:

@@ -45,6 +45,9 @@ class BlockSwap:
         self.peak_in_flight = 0  # most swapped blocks on the device at once
 
     def __call__(self, blocks: Sequence[nn.Module], tokens: torch.Tensor, e0: torch.Tensor, ctx) -> torch.Tensor:
+        if torch.is_grad_enabled() and any(_get(slot).requires_grad for i in self.swapped for slot in self.slots[i]):
+            raise RuntimeError("Block swap cannot train: gradients would reach the streamed copies. Load the "
+                               "model without block swap for training.")
         fetched: dict[int, tuple[list[torch.Tensor], Optional[torch.cuda.Event]]] = {}
         for i, block in enumerate(blocks):
             if i in self.swapped and i not in fetched:

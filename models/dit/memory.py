@@ -21,9 +21,15 @@ def activation_bytes(config, tokens: int, batch: int, dtype: torch.dtype = torch
 
 def free_device_memory(device: torch.device) -> int:
     """Bytes a new allocation can take on `device`: the driver's free memory plus what PyTorch's
-    caching allocator holds unused (0 for devices without such a query)."""
+    caching allocator holds unused, within the process's memory fraction when one is set
+    (torch.cuda.set_per_process_memory_fraction); 0 for devices without such a query."""
     device = torch.device(device)
     if device.type != "cuda":
         return 0
-    free, _ = torch.cuda.mem_get_info(device)
-    return int(free + torch.cuda.memory_reserved(device) - torch.cuda.memory_allocated(device))
+    free, total = torch.cuda.mem_get_info(device)
+    allocated = torch.cuda.memory_allocated(device)
+    room = free + torch.cuda.memory_reserved(device) - allocated
+    fraction = getattr(torch.cuda, "get_per_process_memory_fraction", None)
+    if fraction is not None:
+        room = min(room, int(total * fraction(device)) - allocated)
+    return int(max(0, room))

@@ -50,7 +50,7 @@ class MultiTalkDiT(nn.Module):
         self.block_runner: Optional[Callable] = None
         # Guidance passes in one batch: "batched" (all items at once), "sequential" (one by one) or
         # "auto" (as many at once as free device memory holds; see batching.py).
-        self.batch_policy = "batched"
+        self.batch_policy = "auto"
 
     def set_attention(self, name: str) -> None:
         """Switch the attention backend ("auto", "sdpa", "xformers", "flash_attn", "sageattention")."""

@@ -184,7 +184,7 @@ class WanVAE:
         if video.ndim != 5 or video.shape[1] != 3:
             raise EncoderInputError(f"encode_video takes [B, 3, F, H, W]; got {list(video.shape)}.")
         self.load_to_device()
-        tiling = self._tiling_for(video.shape[-2], video.shape[-1])
+        tiling = self.tiling_for(video.shape[-2], video.shape[-1])
         if tiling is not None:
             return encode_tiled(self.model, video, tiling)
         return self.model.encode(video).latent_dist.mode()  # the encoder's mean, as the official
@@ -209,7 +209,7 @@ class WanVAE:
     def decode_video_stream(self, latent: torch.Tensor) -> Iterator[torch.Tensor]:
         """Raw latent [B, 16, T, h, w] on the device -> [B, 3, n, H, W] in -1..1 per latent frame."""
         self.load_to_device()
-        tiling = self._tiling_for(latent.shape[-2] * SPATIAL_COMPRESSION, latent.shape[-1] * SPATIAL_COMPRESSION)
+        tiling = self.tiling_for(latent.shape[-2] * SPATIAL_COMPRESSION, latent.shape[-1] * SPATIAL_COMPRESSION)
         if tiling is not None:
             yield from decode_stream_tiled(self.model, latent, tiling, self._cache_size)
             return
@@ -218,7 +218,8 @@ class WanVAE:
         for i in range(latent.shape[2]):
             yield self.model.decoder(x[:, :, i:i + 1], feat_cache=cache, feat_idx=[0]).clamp(-1.0, 1.0)
 
-    def _tiling_for(self, height: int, width: int) -> Optional[Tiling]:
+    def tiling_for(self, height: int, width: int) -> Optional[Tiling]:
+        """The tiles a frame of this size gets now (None: the whole frame at once)."""
         if self.tiling != "auto":
             return self.tiling
         if self.device.type != "cuda":

@@ -38,9 +38,9 @@ class LoraMixin:
             out = out + self.lora_diff_b.to(x.dtype)
         return out
 
-    def dequantized_weight(self, dtype: torch.dtype = torch.float32, *args) -> torch.Tensor:
-        """The effective weight W + delta (for code that reads a layer's weight, e.g. fp32 paths)."""
-        base = super().dequantized_weight(dtype, *args) if hasattr(super(), "dequantized_weight") else self.weight
+    def effective_weight(self, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+        """W + delta (the base class's `dequantized_weight` stays W: its own forward uses it)."""
+        base = self.dequantized_weight(dtype) if hasattr(self, "dequantized_weight") else self.weight
         weight = base.float()
         if self.lora_down is not None:
             weight = weight + self.lora_up.float() @ self.lora_down.float()

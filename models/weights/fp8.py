@@ -86,6 +86,14 @@ class Fp8Linear(nn.Module):
         # fp32 product, one rounding to `dtype`: same numbers as a file dequantised up front
         return dequantize_fp8(self.weight, self.scale_weight, dtype)
 
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs) -> None:
+        # files hold a scalar scale or one per output channel: the buffer takes the file's shape
+        scale = state_dict.get(prefix + "scale_weight")
+        if scale is not None and scale.shape != self.scale_weight.shape:
+            self._buffers["scale_weight"] = torch.empty(scale.shape, dtype=torch.float32,
+                                                        device=self.scale_weight.device)
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+
     fp8_matmul = False  # set per layer (see set_fp8_matmul): fp8 x fp8 products, an approximation
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -130,10 +138,14 @@ def scaled_mm_usable(x: torch.Tensor, weight: torch.Tensor) -> bool:
 
 def fp8_matmul_supported(device: torch.device | str) -> bool:
     device = torch.device(device)
-    if device.type == "cuda":
-        index = device.index if device.index is not None else torch.cuda.current_device()
-        return _cuda_capability(index) >= (8, 9)
-    return device.type == "cpu" and _cpu_kernel()
+    return _device_supports(device.type, -1 if device.index is None else device.index)
+
+
+@torch._dynamo.assume_constant_result  # a fact of the machine: compiled graphs take it as a constant
+def _device_supports(kind: str, index: int) -> bool:
+    if kind == "cuda":
+        return _cuda_capability(index if index >= 0 else torch.cuda.current_device()) >= (8, 9)
+    return kind == "cpu" and _cpu_kernel()
 
 
 @lru_cache(maxsize=None)
