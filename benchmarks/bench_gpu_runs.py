@@ -149,11 +149,20 @@ class Bench:
         cudnn = self.device.type == "cuda" and torch.cuda.get_device_capability(self.device) >= (9, 0)
         options = RuntimeOptions(fp8_matmul=True, compile=not self.args.no_compile, guidance_batch="batched",
                                  attention="sdpa_cudnn" if cudnn else "keep")
-        model = with_runtime(self.fp8(), options)
-        start = time.perf_counter()
-        result = self.forward("(c) (b) + compile + fp8 products", model, self.args.fast_passes, "window",
-                              self.args.fast_steps)
+        name, start = "(c) (b) + compile + fp8 products", time.perf_counter()
+        try:
+            result = self.forward(name, with_runtime(self.fp8(), options), self.args.fast_passes, "window",
+                                  self.args.fast_steps)
+        except Exception as exc:  # e.g. a compiler without cuDNN attention support: PyTorch's SDPA instead
+            if options.attention == "keep":
+                raise
+            options = RuntimeOptions(fp8_matmul=True, compile=options.compile, guidance_batch="batched")
+            start = time.perf_counter()
+            result = self.forward(name, with_runtime(self.fp8(), options), self.args.fast_passes, "window",
+                                  self.args.fast_steps)
+            result.notes.append(f"cuDNN attention failed here ({type(exc).__name__}); PyTorch's SDPA used")
         spent = time.perf_counter() - start - result.call_seconds * self.args.window_repeats
+        result.notes.append(f"attention {options.attention if options.attention != 'keep' else 'sdpa'}")
         result.notes.append(f"compile + warm-up call {spent:.0f} s (once per session)" if options.compile
                             else "not compiled (--no-compile)")
         result.notes.append("no step cache yet (TeaCache/MagCache/EasyCache come with issue 11 item 3)")

@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 
 from comfyui_multitalk.models.dit.block_swap import BlockSwap
-from comfyui_multitalk.models.dit.compile import compile_blocks
+from comfyui_multitalk.models.dit.compile import compile_blocks, is_compiled
 from comfyui_multitalk.models.dit.placement import DiTPlacement
 from comfyui_multitalk.models.dit.runtime import RuntimeOptions, describe_runtime, with_runtime
 from comfyui_multitalk.models.errors import GenerationInputError
@@ -64,10 +64,13 @@ def test_compiled_blocks_equal_eager_and_compile_once(model):
     compile_blocks(counted, backend=counting)
     swapped = share_clone(counted)
     swapped.block_runner = BlockSwap(swapped.blocks, 2, torch.device("cpu"))
-    for window in range(2):  # two windows, two steps each, and a block-swapped run
+    for window in range(2):  # two windows (new latents and audio), two steps each (new t), a block-swapped run
+        args, kwargs = inputs(2, seed=window)
         for step in range(2):
-            assert torch.equal(_run(counted, 2, seed=window, active_speakers=[2, 1]),
-                               _run(model, 2, seed=window, active_speakers=[2, 1]))
+            t = torch.full((2,), 900.0 - 250 * step)
+            with torch.no_grad():
+                assert torch.equal(counted(args[0], t, *args[2:], **kwargs, active_speakers=[2, 1]),
+                                   model(args[0], t, *args[2:], **kwargs, active_speakers=[2, 1]))
     _run(swapped, 2, active_speakers=[2, 1])
     assert len(graphs) == 1  # one graph for all 4 blocks, every step, every window, swapped or not
     assert not hasattr(model.blocks[0], "_compiled_call_impl") or model.blocks[0]._compiled_call_impl is None
@@ -77,6 +80,7 @@ def test_compiled_blocks_equal_eager_and_compile_once(model):
 def test_inductor_compiled_blocks_match_eager(model):
     compiled = share_clone(model)
     compile_blocks(compiled)  # inductor, as on a GPU
+    assert is_compiled(compiled) and not is_compiled(model)
     eager = _run(model, 2, active_speakers=[2, 1])
     assert torch.allclose(_run(compiled, 2, active_speakers=[2, 1]), eager, atol=1e-5, rtol=1e-5)
 
@@ -148,6 +152,14 @@ def test_placement_budgets_choose_the_swap_count(model):
     assert placement.count_for(rest) == 4  # no room for any block
     assert DiTPlacement(model, torch.device("cuda"), torch.device("cpu"), 2).count_for(rest) == 2  # manual
     assert placement.misplaced()  # everything is on the CPU, the placement wants the GPU
+    moved = share_clone(model)
+    here = DiTPlacement(moved, torch.device("cpu"), torch.device("cpu"), "auto")
+    assert not here.misplaced()
+    for layer in (moved.blocks[2].norm_x, moved.head.head):  # a block's tensor, then one outside the blocks
+        weight = layer.weight
+        layer._parameters["weight"] = torch.nn.Parameter(torch.empty_like(weight, device="meta"))
+        assert here.misplaced()  # a model manager moved it away: the next step reloads it
+        layer._parameters["weight"] = weight
     with pytest.raises(GenerationInputError, match="Block swap '9'"):
         DiTPlacement(model, torch.device("cuda"), torch.device("cpu"), 9)
 
@@ -159,3 +171,15 @@ def test_cudnn_first_attention_is_exact_where_cudnn_is_absent(model):
     tuned.set_attention("sdpa_cudnn")
     assert tuned.attention_name == "sdpa_cudnn" and tuned.attention is get_attention("sdpa_cudnn", "cpu")
     assert torch.allclose(_run(tuned), _run(model), atol=1e-6)  # falls back to PyTorch's kernels on a CPU
+
+
+def test_block_swap_refuses_to_train(model):
+    trained = share_clone(model)
+    trained.block_runner = BlockSwap(trained.blocks, 1, torch.device("cpu"))
+    trained.blocks[3].norm_x.weight.requires_grad_(True)
+    args, kwargs = inputs(1)
+    try:
+        with pytest.raises(RuntimeError, match="Block swap cannot train"):
+            trained(*args, **kwargs)
+    finally:
+        trained.blocks[3].norm_x.weight.requires_grad_(False)

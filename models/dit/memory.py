@@ -3,8 +3,8 @@
 Per batch item and per token, the largest moment of a block holds: the residual stream (compute
 dtype) and its fp32 modulated copy, q, k, v and the attention output, the fp32 products of the
 gated residual adds, and the FFN's hidden activations before and after the GELU. Counted as
-dim x 32 bytes + ffn_dim x 2 x itemsize bytes per token (bf16: ~4.4 GiB for one 14B 480p 81-frame
-item); the GPU benchmark prints it beside the measured peak.
+dim x 32 bytes + ffn_dim x 2 x itemsize bytes per token (bf16: ~6.7 GiB for one 14B 480p 81-frame
+item, on the safe side); the GPU benchmark prints the measured peaks to calibrate it.
 """
 from __future__ import annotations
 
