@@ -35,7 +35,7 @@ def retune(model: torch.nn.Module, options) -> tuple[torch.nn.Module, list[str]]
     from ..models.dit.runtime import describe_runtime, with_runtime
 
     tuned = with_runtime(model, options)
-    return tuned, describe_runtime(tuned)
+    return tuned, describe_runtime(tuned, options.block_swap)
 
 
 def placement_of(handle) -> DiTPlacement:

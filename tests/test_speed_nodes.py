@@ -59,6 +59,7 @@ def test_options_node_reports_and_keeps_the_loras(tmp_path):
     tuned = out["result"][0]
     notes = out["ui"]["multitalk_notes"]
     assert notes[0].startswith("LoRA 'style.safetensors'") and "guidance passes: sequential" in notes
+    assert "block swap: 1 of 2 blocks streamed from CPU memory" in notes
     assert tuned.options.block_swap == 1 and tuned.loras == styled.loras
     assert type(tuned.model.blocks[0].self_attn.q).__name__ == "LoraLinear"  # the LoRA is still on
     dit = tuned.to_device(tokens=72, batch=2)

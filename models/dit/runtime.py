@@ -43,13 +43,14 @@ def with_runtime(model: nn.Module, options: RuntimeOptions) -> nn.Module:
     return copy
 
 
-def describe_runtime(model: nn.Module) -> list[str]:
-    """One line per setting in force, for the node's notes and logs."""
+def describe_runtime(model: nn.Module, swap_setting: Union[str, int, None] = None) -> list[str]:
+    """One line per setting in force, for the node's notes and logs (`swap_setting`: the block swap
+    asked for, when the model is not placed yet)."""
     device = model.patch_embedding.weight.device
     fp8_layers = [m for m in model.modules() if isinstance(m, Fp8Linear)]
     lines = [f"attention: {getattr(model, 'attention_name', 'sdpa')}",
              f"guidance passes: {getattr(model, 'batch_policy', 'batched')}",
-             f"block swap: {swap_count(model)} of {len(model.blocks)} blocks streamed from CPU memory",
+             _swap_line(model, swap_setting),
              f"compiled blocks: {'yes' if is_compiled(model) else 'no'}"]
     if fp8_layers:
         wanted = any(m.fp8_matmul for m in fp8_layers)
@@ -60,3 +61,11 @@ def describe_runtime(model: nn.Module) -> list[str]:
         else:
             lines.append(f"fp8 weights: fp8 products are not available on {device}; dequantised to bf16")
     return lines
+
+
+def _swap_line(model: nn.Module, setting: Union[str, int, None]) -> str:
+    blocks = len(model.blocks)
+    if setting == "auto":
+        return f"block swap: auto (at each run, as many of the {blocks} blocks as VRAM requires stream from CPU memory)"
+    count = swap_count(model) if setting is None else int(setting)
+    return f"block swap: {count} of {blocks} blocks streamed from CPU memory"
