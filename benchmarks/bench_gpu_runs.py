@@ -222,9 +222,21 @@ class Bench:
         total = torch.cuda.get_device_properties(self.device).total_memory
         torch.cuda.set_per_process_memory_fraction(min(1.0, self.args.cap_gb * 2**30 / total), self.device)
         try:
-            placement.load_for(tokens, passes)
+            if hasattr(torch.cuda, "get_per_process_memory_fraction"):
+                placement.load_for(tokens, passes)  # "auto", as users get it (it reads the cap)
+            else:  # an older PyTorch cannot tell the cap: the same budget, computed here
+                from comfyui_multitalk.models.dit.memory import RESERVE_BYTES, activation_bytes
+
+                budget = (self.args.cap_gb * 2**30 - torch.cuda.memory_allocated(self.device) - RESERVE_BYTES
+                          - activation_bytes(self.cfg, tokens, passes, self.dtype))
+                placement.load(max(0.0, budget))
+            from comfyui_multitalk.models.dit.batching import batch_size_for
+
+            w = self.window
+            group = batch_size_for(model, torch.empty(passes, 16, w.frames, w.height, w.width, device=self.device))
             result = self.forward(name, model, passes, "window", steps)
-            result.notes.append(f"{placement.swapped()} of {len(model.blocks)} blocks streamed")
+            result.notes.append(f"{placement.swapped()} of {len(model.blocks)} blocks streamed; "
+                                f"passes run {group} at a time")
             if self.vae is not None:
                 self.vae.model.to("cpu")
                 torch.cuda.empty_cache()
