@@ -1,6 +1,7 @@
 """The measurements of bench_gpu.py, one section each, in the order they run."""
 from __future__ import annotations
 
+import gc
 import time
 from dataclasses import dataclass, field
 from typing import Callable, Optional
@@ -218,7 +219,12 @@ class Bench:
         placement = DiTPlacement(model, self.device, torch.device("cpu"), "auto")
         placement.unload()
         self.state = None
+        import torch._dynamo
+
+        torch._dynamo.reset()  # compiled graphs of (c) keep its fp8 model alive otherwise
+        gc.collect()
         torch.cuda.empty_cache()
+        before_cap = torch.cuda.memory_allocated(self.device) / 2**30
         total = torch.cuda.get_device_properties(self.device).total_memory
         torch.cuda.set_per_process_memory_fraction(min(1.0, self.args.cap_gb * 2**30 / total), self.device)
         try:
@@ -236,7 +242,7 @@ class Bench:
             group = batch_size_for(model, torch.empty(passes, 16, w.frames, w.height, w.width, device=self.device))
             result = self.forward(name, model, passes, "window", steps)
             result.notes.append(f"{placement.swapped()} of {len(model.blocks)} blocks streamed; "
-                                f"passes run {group} at a time")
+                                f"passes run {group} at a time; {before_cap:.1f} GiB held before the cap")
             if self.vae is not None:
                 self.vae.model.to("cpu")
                 torch.cuda.empty_cache()
