@@ -6,6 +6,8 @@ from importlib import import_module
 # One module per topic; each defines NODE_CLASS_MAPPINGS and NODE_DISPLAY_NAME_MAPPINGS.
 _NODE_MODULES = (
     "model_nodes",
+    "lora_nodes",
+    "speed_nodes",
     "audio_nodes",
     "speaker_nodes",
     "encoder_nodes",

@@ -297,3 +297,91 @@ def input_image_path(name: str) -> str:
     if not any(os.path.commonpath([path, base]) == base for base in bases) or not os.path.isfile(path):
         raise SpeakerInputError(f"No picture '{name}' in ComfyUI's input folder: choose or upload it again.")
     return path
+
+
+# --- ComfyUI's model manager -----------------------------------------------------------------
+# Inside ComfyUI the DiT is loaded through model_management.load_models_gpu, wrapped in a
+# ModelPatcher whose loading and unloading drive the pack's DiTPlacement: ComfyUI frees what the
+# DiT needs before it loads, gives it a weight budget (the rest of the blocks are then streamed
+# by block swap), and can shrink or unload it when another model needs the GPU.
+_PATCHER_CLASS = None
+
+
+def _patcher_class():
+    global _PATCHER_CLASS
+    model_patcher = _comfy_module("comfy.model_patcher")
+    if model_patcher is None or not hasattr(model_patcher, "ModelPatcher"):
+        return None
+    if _PATCHER_CLASS is None:
+        _PATCHER_CLASS = _define_patcher(model_patcher.ModelPatcher)
+    return _PATCHER_CLASS
+
+
+def _define_patcher(base):
+    class MultiTalkPatcher(base):
+        """ComfyUI's view of one MultiTalk DiT; `placement` does the moving."""
+
+        def __init__(self, placement):
+            self.placement = placement
+            super().__init__(placement.model, placement.device, placement.offload_device, size=placement.size())
+
+        def model_size(self):
+            return self.placement.size()
+
+        def loaded_size(self):
+            return self.placement.loaded()
+
+        def current_loaded_device(self):
+            return self.placement.device if self.placement.loaded() else self.placement.offload_device
+
+        def model_dtype(self):
+            return self.placement.model.compute_dtype
+
+        def partially_load(self, device_to, extra_memory=0, force_patch_weights=False):
+            budget = None if extra_memory >= 1e30 else self.placement.loaded() + extra_memory
+            return self.placement.load(budget)
+
+        def partially_unload(self, device_to, memory_to_free=0):
+            return self.placement.free(int(memory_to_free))
+
+        def detach(self, unpatch_all=True):
+            if unpatch_all:  # False: ComfyUI only forgets the patcher (it is being deleted)
+                self.placement.unload()
+            return self.model
+
+        def is_clone(self, other):
+            return False  # LoRA copies share some weights but not all: ComfyUI counts each whole
+
+        def clone_has_same_weights(self, clone):
+            return False
+
+    return MultiTalkPatcher
+
+
+def load_managed(owner, placement, memory_required: int) -> bool:
+    """Load a DiT through ComfyUI's model manager (one patcher kept on `owner`); False outside ComfyUI."""
+    mm = _comfy_module("comfy.model_management")
+    patcher_class = _patcher_class()
+    if mm is None or patcher_class is None:
+        return False
+    patcher = getattr(owner, "_comfy_patcher", None)
+    if patcher is None or patcher.placement is not placement:
+        patcher = patcher_class(placement)
+        owner._comfy_patcher = patcher
+    mm.load_models_gpu([patcher], memory_required=int(memory_required))
+    return True
+
+
+def free_for(nbytes: int, device: torch.device) -> None:
+    """Ask ComfyUI to free `nbytes` on `device` (it unloads other models as it sees fit)."""
+    mm = _comfy_module("comfy.model_management")
+    if mm is not None and torch.device(device).type != "cpu":
+        mm.free_memory(nbytes, torch.device(device))
+
+
+def install_memory_requests() -> None:
+    """Let the pack's encoders ask ComfyUI for memory before they move onto a GPU."""
+    from ..models.encoders.devices import on_memory_request
+
+    if _comfy_module("comfy.model_management") is not None:
+        on_memory_request(free_for)

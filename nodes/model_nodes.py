@@ -1,7 +1,8 @@
 """Loading the MultiTalk DiT: Wan2.1-I2V base weights plus a MultiTalk / InfiniteTalk audio file."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any, Optional
 
 import torch
 
@@ -20,14 +21,27 @@ class MultiTalkModel:
     device: torch.device
     offload: bool  # move the weights to the CPU after each sampling run
     name: str
+    base: Optional[torch.nn.Module] = None  # the loader's model, under LoRAs and run options
+    loras: tuple = ()  # ((LoraFile, strength, mode), ...) applied to `base`
+    options: Any = None  # models.dit.runtime.RuntimeOptions, or None: the loader's defaults
+    notes: list = field(default_factory=list)  # what the LoRAs and options did, for the nodes' notes
 
-    def to_device(self) -> torch.nn.Module:
-        self.model.to(self.device)
-        return self.model
+    def to_device(self, tokens: Optional[int] = None, batch: int = 1, training: bool = False) -> torch.nn.Module:
+        """The DiT on its device for a run (`tokens` per item, `batch` items: block swap as memory needs;
+        never when training, whose gradients must reach the resident weights)."""
+        from .model_runtime import load_for_run
+
+        return load_for_run(self, tokens, batch, training)
+
+    def ensure_loaded(self) -> None:
+        from .model_runtime import ensure_loaded
+
+        ensure_loaded(self)
 
     def release(self) -> None:
-        if self.offload and self.device.type != "cpu":
-            self.model.to(comfy_bridge.offload_device())
+        from .model_runtime import release
+
+        release(self)
 
 
 class MultiTalkModelLoader:
@@ -76,8 +90,8 @@ class MultiTalkModelLoader:
                        require_audio=not fresh_audio_layers)
         if attention not in ("auto", "sdpa"):
             dit.attention = _checked_attention(attention, target)
-        keep_on_cpu = offload and target.type != "cpu"
-        return (MultiTalkModel(dit if keep_on_cpu else dit.to(target), target, offload, model),)
+        # Weights stay in CPU memory until a run places them (whole, or with block swap as VRAM allows).
+        return (MultiTalkModel(dit, target, offload, model, base=dit),)
 
 
 def _resolve_audio_weights(name: str) -> str:

@@ -116,9 +116,10 @@ class MultiTalkSampler:
         if getattr(model.model, "fresh_audio_layers", False):
             notes.append("The model's audio layers are untrained (fresh_audio_layers): lips will not follow the "
                          "audio. Load multitalk.safetensors or a trained adapter.")
-        dit = model.to_device()
+        dit = model.to_device(*_work_size(settings, speakers))
         try:
-            outputs, plan_notes = self._run(dit, vae, inputs, settings, audio, clip_vision, stream_path)
+            outputs, plan_notes = self._run(dit, vae, inputs, settings, audio, clip_vision, stream_path,
+                                            getattr(model, "ensure_loaded", None))
         finally:
             model.release()
         notes += plan_notes
@@ -127,9 +128,9 @@ class MultiTalkSampler:
         return {"ui": comfy_bridge.notes_ui(notes), "result": outputs}
 
     @staticmethod
-    def _run(dit, vae, inputs, settings, audio, clip_vision, stream_to) -> tuple[tuple, list[str]]:
+    def _run(dit, vae, inputs, settings, audio, clip_vision, stream_to, ensure_loaded=None) -> tuple[tuple, list[str]]:
         """(the node's outputs, the plan's notes)."""
-        hooks = Hooks(check_interrupt=comfy_bridge.check_interrupt, clip_encoder=clip_encoder_for(clip_vision))
+        hooks = Hooks(check_interrupt=_before_step(ensure_loaded), clip_encoder=clip_encoder_for(clip_vision))
         generator = VideoGenerator(dit, vae, inputs, settings, hooks)
         attach_progress(hooks, generator.total_units)  # steps, VAE chunks, CLIP; previews; window counter
         soundtrack = audio.mixed_between(0, generator.plan.output_frames)
@@ -146,6 +147,24 @@ class MultiTalkSampler:
                 raise
             sink.close()
         return (sink.last_frame, soundtrack, float(audio.fps), stream_to), result.notes
+
+
+def _work_size(settings: SamplerSettings, speakers) -> tuple[int, int]:
+    """(tokens per item, items per forward) of a window: sizes block swap and guidance batching."""
+    from ..models.sampling.guidance import guidance_passes
+
+    tokens = ((settings.window - 1) // 4 + 1) * (speakers.height // 16) * (speakers.width // 16)
+    return tokens, len(guidance_passes(settings.text_scale)) if settings.batch_guidance else 1
+
+
+def _before_step(ensure_loaded):
+    """Every step: the cancel check, then the DiT back on its device if a model manager moved it
+    (e.g. ComfyUI freeing VRAM for a VAE between windows)."""
+    def check() -> None:
+        comfy_bridge.check_interrupt()
+        if ensure_loaded is not None:
+            ensure_loaded()
+    return check
 
 
 class StreamSink:

@@ -163,7 +163,7 @@ class MultiTalkTrainAudioAdapter:
         cache = load_cache(cache_folder)
         bar = comfy_bridge.Progress(settings.steps, "MultiTalk training")
         hooks = TrainHooks(progress=bar.update, check_interrupt=comfy_bridge.check_interrupt)
-        dit = model.to_device()
+        dit = model.to_device(training=True)
         try:
             result = AdapterTrainer(dit, cache, settings, output, hooks, vae=vae).run(resume=bool(resume))
         finally:

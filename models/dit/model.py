@@ -15,6 +15,7 @@ from ..errors import GenerationInputError
 from .attention import AttentionFn, get_attention
 from .audio_adapter import AudioProjection, latent_frame_windows
 from .audio_attention import AudioRouting
+from .batching import batch_size_for, split_batch
 from .block import BlockContext, DiTBlock
 from .config import CLIP_TOKENS, DiTConfig
 from .layers import Head, ImageProjection, gelu_tanh_mlp, sinusoidal_embedding
@@ -43,11 +44,18 @@ class MultiTalkDiT(nn.Module):
                 cfg.audio_window, cfg.audio_window_vf, cfg.audio_feature_dim, cfg.audio_intermediate_dim,
                 cfg.audio_token_dim, cfg.audio_tokens, cfg.norm_output_audio)
         self.attention: AttentionFn = get_attention(attention)
+        self.attention_name = "sdpa" if attention == "auto" else attention
         self.map_chunk_elements = DEFAULT_CHUNK_ELEMENTS
+        # Runs the blocks: None = one after the other here; block swap installs a streaming runner.
+        self.block_runner: Optional[Callable] = None
+        # Guidance passes in one batch: "batched" (all items at once), "sequential" (one by one) or
+        # "auto" (as many at once as free device memory holds; see batching.py).
+        self.batch_policy = "auto"
 
     def set_attention(self, name: str) -> None:
         """Switch the attention backend ("auto", "sdpa", "xformers", "flash_attn", "sageattention")."""
         self.attention = get_attention(name, self.patch_embedding.weight.device)
+        self.attention_name = "sdpa" if name == "auto" else name
 
     @property
     def compute_dtype(self) -> torch.dtype:
@@ -78,6 +86,15 @@ class MultiTalkDiT(nn.Module):
         Returns:
             velocity [B, 16, T, H, W] in fp32.
         """
+        size = batch_size_for(self, x)
+        if size < x.shape[0]:
+            return torch.cat([self._forward(*args) for args in split_batch(
+                size, x, t, context, clip_fea, y, audio, ref_masks, routing, active_speakers)])
+        return self._forward(x, t, context, clip_fea, y, audio, ref_masks, routing, active_speakers)
+
+    def _forward(self, x: torch.Tensor, t: torch.Tensor, context: TextContext, clip_fea: torch.Tensor,
+                 y: torch.Tensor, audio: Optional[torch.Tensor], ref_masks: Optional[torch.Tensor],
+                 routing: str, active_speakers: Optional[Sequence[int]]) -> torch.Tensor:
         batch = x.shape[0]
         dtype = self.compute_dtype
         tokens, grid = self._embed_video(x, self._expand(y, batch, "y"))
@@ -93,8 +110,11 @@ class MultiTalkDiT(nn.Module):
         """Time modulation, every block, the head and unpatchify: tokens [B, L, dim] -> [B, C, T, H, W] fp32."""
         e = self._time(t, tokens.shape[0], tokens.device)  # [B, dim] fp32
         e0 = self._linear_fp32(self.time_projection[1], F.silu(e)).unflatten(1, (6, self.config.dim))
-        for block in self.blocks:
-            tokens = block(tokens, e0, ctx)
+        if self.block_runner is not None:
+            tokens = self.block_runner(self.blocks, tokens, e0, ctx)
+        else:
+            for block in self.blocks:
+                tokens = block(tokens, e0, ctx)
         return self._unpatchify(self.head(tokens, e), ctx.grid).float()
 
     @staticmethod

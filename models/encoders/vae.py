@@ -9,7 +9,8 @@ Pixels: IMAGE [F, H, W, 3] (or [B, F, H, W, 3]) in 0..1 -> latent [B, 16, (F-1)/
 decode returns [B, F, H, W, 3] in 0..1 (5-D, as native; ComfyUI's VAEDecode flattens it).
 Decoding runs one latent frame at a time through the causal cache and moves each piece to the
 CPU at once, so device memory stays flat however long the video is; the result equals a
-whole-video decode.
+whole-video decode. Frames too large for free device memory (or when a tile size is set) are
+also cut into blended spatial tiles (vae_tiling.py: an approximation, used only then).
 """
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ import torch
 
 from ..errors import EncoderInputError
 from .devices import resident
+from .vae_tiling import Tiling, decode_peak_bytes, decode_stream_tiled, encode_tiled
 
 # Per-channel statistics of Wan2.1 latents (diffusers AutoencoderKLWan latents_mean/std).
 WAN21_LATENTS_MEAN = (
@@ -104,6 +106,9 @@ class WanVAE:
         self.output_device = torch.device(output_device)
         self.offload_after_use = True  # the sampler may set False to keep it on the device between calls
         self._cache_size = _decoder_cache_size(model.decoder)
+        # Spatial tiles: "auto" (only when a frame would not fit in free device memory), None (never)
+        # or a Tiling (always).
+        self.tiling: Optional[Tiling] | str = "auto"
 
     # --- ComfyUI VAE surface -------------------------------------------------------------
     @property
@@ -135,9 +140,10 @@ class WanVAE:
             latent = self.encode_video(video.to(self.device, self.dtype))
         return latent.to(self.output_device, torch.float32)
 
-    def encode_tiled(self, pixels: torch.Tensor, **_tiling) -> torch.Tensor:
-        """ComfyUI's tiled entry point: encoding already streams 4 frames at a time."""
-        return self.encode(pixels)
+    def encode_tiled(self, pixels: torch.Tensor, tile_x: Optional[int] = None, tile_y: Optional[int] = None,
+                     overlap: Optional[int] = None, **_temporal) -> torch.Tensor:
+        """ComfyUI's tiled entry point (sizes in pixels); time already streams 4 frames at a time."""
+        return self._with_tiling(_tiling_of(tile_x, tile_y, overlap, 1), self.encode, pixels)
 
     def decode(self, samples: torch.Tensor, callback: Optional[Callable[[int, int], None]] = None) -> torch.Tensor:
         """Raw latents [B, 16, T, h, w] -> IMAGE batch [B, 4(T-1)+1, 8h, 8w, 3] in 0..1 (float32, CPU)."""
@@ -153,9 +159,17 @@ class WanVAE:
                 start += chunk.shape[0]
         return out
 
-    def decode_tiled(self, samples: torch.Tensor, **_tiling) -> torch.Tensor:
-        """ComfyUI's tiled entry point: decoding already streams frame by frame."""
-        return self.decode(samples)
+    def decode_tiled(self, samples: torch.Tensor, tile_x: Optional[int] = None, tile_y: Optional[int] = None,
+                     overlap: Optional[int] = None, **_temporal) -> torch.Tensor:
+        """ComfyUI's tiled entry point (sizes in latent cells); time already streams frame by frame."""
+        return self._with_tiling(_tiling_of(tile_x, tile_y, overlap, SPATIAL_COMPRESSION), self.decode, samples)
+
+    def _with_tiling(self, tiling: Tiling, run: Callable, value: torch.Tensor) -> torch.Tensor:
+        saved, self.tiling = self.tiling, tiling
+        try:
+            return run(value)
+        finally:
+            self.tiling = saved
 
     # --- pack API ------------------------------------------------------------------------
     def load_to_device(self) -> None:
@@ -170,6 +184,9 @@ class WanVAE:
         if video.ndim != 5 or video.shape[1] != 3:
             raise EncoderInputError(f"encode_video takes [B, 3, F, H, W]; got {list(video.shape)}.")
         self.load_to_device()
+        tiling = self.tiling_for(video.shape[-2], video.shape[-1])
+        if tiling is not None:
+            return encode_tiled(self.model, video, tiling)
         return self.model.encode(video).latent_dist.mode()  # the encoder's mean, as the official
 
     @torch.no_grad()
@@ -192,13 +209,37 @@ class WanVAE:
     def decode_video_stream(self, latent: torch.Tensor) -> Iterator[torch.Tensor]:
         """Raw latent [B, 16, T, h, w] on the device -> [B, 3, n, H, W] in -1..1 per latent frame."""
         self.load_to_device()
+        tiling = self.tiling_for(latent.shape[-2] * SPATIAL_COMPRESSION, latent.shape[-1] * SPATIAL_COMPRESSION)
+        if tiling is not None:
+            yield from decode_stream_tiled(self.model, latent, tiling, self._cache_size)
+            return
         cache: list = [None] * self._cache_size
         x = self.model.post_quant_conv(latent)  # 1x1x1 conv: per-frame application is exact
         for i in range(latent.shape[2]):
             yield self.model.decoder(x[:, :, i:i + 1], feat_cache=cache, feat_idx=[0]).clamp(-1.0, 1.0)
 
+    def tiling_for(self, height: int, width: int) -> Optional[Tiling]:
+        """The tiles a frame of this size gets now (None: the whole frame at once)."""
+        if self.tiling != "auto":
+            return self.tiling
+        if self.device.type != "cuda":
+            return None
+        from ..dit.memory import free_device_memory
+
+        base_dim = self.model.decoder.conv_in.out_channels // 4  # the decoder starts at 4x the base width
+        need = decode_peak_bytes(base_dim, height, width, torch.empty((), dtype=self.dtype).element_size())
+        return Tiling() if need > free_device_memory(self.device) else None
+
     def _resident(self):
         return resident(self.model, self.device, self.offload_device, self.offload_after_use)
+
+
+def _tiling_of(tile_x: Optional[int], tile_y: Optional[int], overlap: Optional[int], unit: int) -> Tiling:
+    """A square Tiling in pixels from ComfyUI's tiled-node arguments (in `unit` pixels each)."""
+    given = [v for v in (tile_x, tile_y) if v]
+    tile = (min(given) if given else 512 // unit) * unit
+    tile = max(SPATIAL_COMPRESSION, tile - tile % SPATIAL_COMPRESSION)
+    return Tiling(tile, min(tile // 2, (overlap if overlap is not None else 64 // unit) * unit))
 
 
 def _pixels_to_video(pixels: torch.Tensor) -> torch.Tensor:

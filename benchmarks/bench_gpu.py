@@ -1,0 +1,96 @@
+"""GPU benchmark of the MultiTalk DiT at the released 14B shapes, with random weights (no files).
+
+    python benchmarks/bench_gpu.py [--official DIR] [--fast-steps 4] [--fast-passes 2] [--cap-gb 24]
+
+For one 81-frame 480p window (832x480, 21 x 30 x 52 = 32760 tokens) with 2 speakers it prints:
+  1. one model forward (one guidance pass) in bf16, fp8-scaled (dequantised, and fp8 x fp8 products)
+     and GGUF Q8_0 weights, and the official MultiTalk forward on the same weights (from a snapshot
+     of MeiGen-AI/MultiTalk given with --official, never part of the project): seconds, achieved
+     TFLOP/s and the fraction of the GPU's dense bf16 peak (FLOPs counted from the shapes, see
+     gpu_flops.py), peak VRAM, and our time relative to the official's;
+  2. whole-window times for (a) the official settings (40 steps x 3 passes, bf16), (b) a distilled
+     schedule (--fast-steps x --fast-passes: 4 x 2 = step-distilled LoRA with audio guidance),
+     (c) (b) + compile + fp8 products (+ caching once it lands), (d) (b) under a --cap-gb memory cap
+     with block swap. Window time = steps x (time of one call running all passes) + VAE encode and
+     decode, each timed (a few calls after warm-up), not a full sampling run: the sampler adds only
+     elementwise work between calls.
+It fits one device call of under 8 minutes (--deadline-s guards it: late sections are skipped and
+say so). --tiny runs every path at toy sizes (CPU or GPU) in seconds, for tests.
+"""
+from __future__ import annotations
+
+import argparse
+import gc
+import os
+import sys
+import tempfile
+import time
+import warnings
+from pathlib import Path
+
+import torch
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _import_pack() -> None:
+    """Make `comfyui_multitalk` import from this checkout (the device runs a bare copy; an installed
+    package may point at another checkout)."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("comfyui_multitalk")
+    if spec is None or spec.origin is None or Path(spec.origin).resolve().parent != REPO:
+        folder = Path(tempfile.mkdtemp(prefix="multitalk_pkg_"))
+        (folder / "comfyui_multitalk").symlink_to(REPO, target_is_directory=True)
+        sys.path.insert(0, str(folder))
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+
+_import_pack()
+from bench_gpu_report import Report  # noqa: E402
+from bench_gpu_runs import Bench  # noqa: E402
+
+
+def parse() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--official", default=os.environ.get("MULTITALK_OFFICIAL_DIR"),
+                        help="folder holding the official wan/ package (a snapshot of MeiGen-AI/MultiTalk)")
+    parser.add_argument("--fast-steps", type=int, default=4, help="steps of configurations (b)-(d)")
+    parser.add_argument("--fast-passes", type=int, default=2, choices=(1, 2, 3), help="guidance passes of (b)-(d)")
+    parser.add_argument("--cap-gb", type=float, default=24.0, help="memory cap of (d), GiB")
+    parser.add_argument("--repeats", type=int, default=2, help="timed calls per forward (after one warm-up)")
+    parser.add_argument("--window-repeats", type=int, default=1, help="timed calls per window configuration")
+    parser.add_argument("--only", help="run only these sections (comma-separated keys: ours, official, a, b, vae, "
+                                       "cudnn, fp8, fp8mm, c, gguf, d)")
+    parser.add_argument("--peak-tflops", type=float, help="dense bf16 peak of this GPU (default: from its name)")
+    parser.add_argument("--deadline-s", type=float, default=440.0, help="skip sections that would end later")
+    parser.add_argument("--no-compile", action="store_true", help="leave torch.compile out of (c)")
+    parser.add_argument("--tiny", action="store_true", help="toy sizes: every path in seconds (tests, CPU)")
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    return parser.parse_args()
+
+
+def main() -> None:
+    args = parse()
+    warnings.filterwarnings("ignore", category=FutureWarning)  # the official code's torch.cuda.amp calls
+    started = time.perf_counter()
+    bench = Bench(args, started)
+    report = Report(bench)
+    report.header()
+    for section in bench.sections():
+        if not bench.time_left(section.estimate):
+            report.skipped(section.name, "the deadline (--deadline-s) is near")
+            continue
+        try:
+            report.add(section.run())
+        except Exception as exc:  # one failed section must not lose the others' figures
+            report.skipped(section.name, f"{type(exc).__name__}: {str(exc).splitlines()[0][:200]}")
+        gc.collect()
+        if bench.device.type == "cuda":
+            torch.cuda.empty_cache()
+    report.summary()
+    print(f"\ntotal {time.perf_counter() - started:.0f} s", flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,64 @@
+"""The GPU benchmark's pieces, on a CPU: its FLOP count from the shapes agrees with PyTorch's own
+FlopCounterMode, and the whole script runs every section at toy sizes (the device session gets
+one try)."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "benchmarks"))
+from gpu_flops import Shapes, forward_flops  # noqa: E402
+from gpu_setup import Window, pass_inputs, random_state  # noqa: E402
+
+OFFICIAL_MIRROR = Path(os.environ.get("MULTITALK_OFFICIAL_MIRROR", "/work/.mirror/MeiGen-AI+MultiTalk/repo"))
+
+
+def test_flops_from_shapes_match_the_flop_counter():
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from comfyui_multitalk.models import load_dit
+    from comfyui_multitalk.models.dit.tiny import tiny_dit_config
+
+    cfg = tiny_dit_config(num_layers=2, dim=64, num_heads=4)
+    model = load_dit(random_state(cfg, torch.device("cpu"), torch.float32), dtype="fp32", num_heads=4, text_len=16)
+    for speakers in (1, 2):
+        window = Window(3, 8, 12, speakers)
+        args, kwargs = pass_inputs(cfg, window, 1, torch.device("cpu"))
+        if speakers == 1:
+            kwargs = {**kwargs, "audio": kwargs["audio"][:, :1], "active_speakers": [1]}
+        with FlopCounterMode(display=False) as counter, torch.no_grad():
+            model(*args, **kwargs)
+        parts = forward_flops(cfg, Shapes(3, 8, 12, speakers, text_len=16))
+        counted = counter.get_flop_counts()["Global"]
+        attention_counted = any("scaled_dot_product" in str(op) for op in counted)
+        expected = sum(parts.values()) - (0 if attention_counted else parts["self_attention"] + parts["cross_attention"])
+        assert counter.get_total_flops() == pytest.approx(expected, rel=1e-9)
+
+
+@pytest.mark.slow
+def test_the_benchmark_runs_every_section_at_toy_sizes(tmp_path):
+    command = [sys.executable, str(REPO / "benchmarks" / "bench_gpu.py"), "--tiny", "--device", "cpu", "--no-compile",
+               "--repeats", "1"]
+    if (OFFICIAL_MIRROR / "HEAD").exists():  # the official forward from a snapshot outside the project
+        archive = subprocess.run(["git", "-C", str(OFFICIAL_MIRROR), "archive", "HEAD", "wan"], capture_output=True)
+        subprocess.run(["tar", "-x", "-C", str(tmp_path)], input=archive.stdout, check=True)
+        command += ["--official", str(tmp_path)]
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}  # the script finds the checkout itself
+    out = subprocess.run(command, capture_output=True, text=True, timeout=600, env=env)
+    assert out.returncode == 0, out.stderr[-3000:]
+    text = out.stdout
+    assert "skipped" not in text, text
+    for row in ("ours bf16 ", "(a) official settings", "(b) distilled + audio guidance", "VAE encode + decode",
+                "ours fp8 (fp8 products)", "(c) (b) + compile + fp8 products", "ours GGUF Q8_0", "(d) (b) under 24 GB"):
+        assert row in text, row
+    assert "FLOPs of one forward" in text and "steps x call + VAE" in text and "targets (H200)" in text
+    if "--official" in command:
+        assert "max |ours - official| / max |official| = " in text
+        ratio = float(text.split("max |ours - official| / max |official| = ")[1].split()[0])
+        assert ratio < 1e-5  # fp32 on a CPU: the same model
