@@ -13,7 +13,9 @@ from ..models.sampling.settings import SamplerSettings, validate_settings
 from ..models.sampling.plan import MODES, default_motion_frames
 from ..models.sampling.solvers import SOLVERS
 from ..models.dit.routing import ROUTING_MODES
+from ..models.anytalker.family import ANYTALKER_FAMILIES, check_audio_fits, model_family
 from . import comfy_bridge
+from .anytalker_inputs import anytalker_job
 from .dubbing_inputs import timeline_inputs, window_conditions
 from .sampler_inputs import clip_encoder_for, conditioning_tensor, fit_reference, penultimate_features
 
@@ -26,47 +28,62 @@ def _inputs() -> dict:
     tip = lambda text: {"tooltip": text}  # noqa: E731
     return {
         "required": {
-            "model": ("MULTITALK_MODEL", tip("The DiT from MultiTalk Model Loader.")),
+            "model": ("MULTITALK_MODEL", tip("The DiT from MultiTalk Model Loader: MultiTalk/InfiniteTalk or AnyTalker "
+                                             "(the sampler follows the model's family).")),
             "positive": ("CONDITIONING", tip("Prompt embeddings (MultiTalk Text Encode or native CLIP Text Encode).")),
             "negative": ("CONDITIONING", tip("Negative prompt embeddings.")),
-            "clip_vision_output": ("CLIP_VISION_OUTPUT", tip("CLIP vision features of the reference image.")),
+            "clip_vision_output": ("CLIP_VISION_OUTPUT", tip(
+                "CLIP vision features of the reference image (Speakers' image output, crop none).")),
             "vae": ("VAE", tip("The Wan2.1 VAE (MultiTalk VAE Loader or native Load VAE).")),
-            "image": ("IMAGE", tip("The reference image; fitted to the speaker layout's bucket (resize, centre crop).")),
+            "image": ("IMAGE", tip("The reference image; fitted to the speaker layout's bucket (resize, centre crop). "
+                                   "AnyTalker: Speakers' image output (the picture as is).")),
             "audio": ("MULTITALK_AUDIO", tip("Per-speaker audio features from MultiTalk Audio Encode.")),
             "speakers": ("MULTITALK_SPEAKERS", tip("Who is where, from MultiTalk Speakers (same count as tracks).")),
-            "steps": ("INT", {"default": 40, "min": 1, "max": 200, **tip("Sampling steps per window (official: 40).")}),
+            "steps": ("INT", {"default": 40, "min": 1, "max": 200, **tip(
+                "Sampling steps per window (official: MultiTalk 40; AnyTalker 1.3B 40, 14B 20).")}),
             "shift": ("FLOAT", {"default": 0.0, "min": 0.0, "max": 30.0, "step": 0.1, **tip(
-                "Noise schedule shift; 0 = auto (7 for 480p, 11 for 720p, as the official command line).")}),
+                "Noise schedule shift; 0 = auto as the official command lines: MultiTalk 7 at 480p, 11 at 720p; "
+                "AnyTalker 3 at 480p, 5 at 720p.")}),
             "text_scale": ("FLOAT", {"default": 5.0, "min": 0.0, "max": 20.0, "step": 0.1, **tip(
-                "Text guidance. 1 switches to two-pass audio-only guidance (for distilled LoRAs).")}),
+                "Text guidance. 1 switches to two-pass audio-only guidance (for distilled LoRAs). AnyTalker: its "
+                "one guidance scale (official 4.5; prompt and audio together against negative prompt and silence; "
+                "1 = no guidance).")}),
             "audio_scale": ("FLOAT", {"default": 4.0, "min": 0.0, "max": 20.0, "step": 0.1, **tip(
-                "Audio guidance: higher follows the audio (lips) more strongly.")}),
+                "Audio guidance: higher follows the audio (lips) more strongly. MultiTalk family only (AnyTalker "
+                "guides with text_scale alone).")}),
             "seed": ("INT", {"default": 0, "min": 0, "max": 2**63 - 1, **tip("Noise seed: same seed, same frames.")}),
             "sampler": (list(SOLVERS), {"default": "euler", **tip(
-                "euler: the official solver. unipc: second order, similar quality in fewer steps.")}),
+                "euler: the official MultiTalk solver. unipc: second order, similar quality in fewer steps; "
+                "AnyTalker's official solver (on its own schedule).")}),
             "mode": (list(MODES), {"default": "multitalk", **tip(
                 "single: one window. multitalk: chain windows on the last generated frames (official). "
-                "infinitetalk: re-anchor every window on the reference image (less drift; InfiniteTalk weights).")}),
+                "infinitetalk: re-anchor every window on the reference image (less drift; InfiniteTalk weights). "
+                "AnyTalker: single = the official one pass over the whole audio (memory grows with length); "
+                "multitalk / infinitetalk = the pack's windowed long video.")}),
             "window_frames": ("INT", {"default": 81, "min": 5, "max": 201, "step": 4, **tip(
-                "Frames per window, 4n+1 (the models were trained on 81).")}),
+                "Frames per window, 4n+1 (the models were trained on 81). Not used by AnyTalker's single mode "
+                "(the whole clip).")}),
             "motion_frames": ("INT", {"default": 0, "min": 0, "max": 200, **tip(
                 "Frames carried between windows; 0 = the mode's default (multitalk 25, infinitetalk 9).")}),
             "color_correction": ("FLOAT", {"default": OFFICIAL_STRENGTH, "min": 0.0, "max": 1.0, "step": 0.05, **tip(
                 "Pull each window's colours towards the reference image (Lab mean/std transfer, exact as the "
                 "official), against colour drift. 1.0 is the official default in every mode (MultiTalk and "
-                "InfiniteTalk command lines); 0 turns it off.")}),
+                "InfiniteTalk command lines); 0 turns it off. AnyTalker's official pipeline has none: 0 for its "
+                "official output.")}),
             "max_frames": ("INT", {"default": 0, "min": 0, "max": 100000, **tip(
                 "Cap on the video's frames; 0 = as long as the audio.")}),
             "routing": (list(ROUTING_MODES), {"default": "lrope", **tip(
                 "How several speakers bind to their tracks. lrope: the paper's L-RoPE (trained for 2). "
-                "masked: per-speaker attention gated by each speaker's region (any count).")}),
+                "masked: per-speaker attention gated by each speaker's region (any count). MultiTalk family only: "
+                "AnyTalker binds each track to its face.")}),
             "apg": ("BOOLEAN", {"default": False, **tip(
                 "Adaptive projected guidance (momentum -0.75, norm threshold 55): fewer artefacts at high scales.")}),
         },
         "optional": {
             "clip_vision": ("CLIP_VISION", tip(
                 "Optional CLIP vision model: in multitalk mode each window's CLIP features then come from its "
-                "last known frame, as the official pipeline does; without it the reference's are reused.")),
+                "last known frame, as the official pipeline does; without it the reference's are reused. "
+                "Required for AnyTalker, which encodes every face crop with it.")),
             "batch_guidance": ("BOOLEAN", {"default": True, **tip(
                 "Run the guidance passes as one batch (faster); off uses less VRAM.")}),
             "stream_to": ("STRING", {"default": "", **tip(
@@ -80,13 +97,15 @@ def _inputs() -> dict:
 class MultiTalkSampler:
     DESCRIPTION = ("Generates the talking video: guided flow sampling of the MultiTalk DiT over as many windows "
                    "as the audio needs, each speaker's lips driven by their own track. Progress shows windows x "
-                   "steps; Cancel stops between steps.")
+                   "steps; Cancel stops between steps. With an AnyTalker model it runs AnyTalker's conditions, "
+                   "guidance and schedule (one pass, or windows as the pack's extension).")
     CATEGORY = CATEGORY
     FUNCTION = "sample"
     RETURN_TYPES = ("IMAGE", "AUDIO", "FLOAT", "STRING")
     RETURN_NAMES = ("frames", "audio", "fps", "video_path")
     OUTPUT_TOOLTIPS = ("The video frames (exactly the audio's length at its fps).",
-                       "The mixed soundtrack trimmed to the frames.", "Frames per second (25).",
+                       "The mixed soundtrack trimmed to the frames.",
+                       "Frames per second: the audio's (25 for MultiTalk; 24 for AnyTalker, not the official 16 quirk).",
                        "The streamed mp4 when stream_to is set, else empty.")
 
     @classmethod
@@ -101,6 +120,18 @@ class MultiTalkSampler:
             stream_path = check_output(stream_to.strip(), kind="video")
             if stream_path != os.path.expanduser(stream_to.strip()):
                 notes.append(f"stream_to '{stream_to.strip()}' exists: streaming to '{stream_path}' instead.")
+        family = model_family(model.model)
+        check_audio_fits(family, getattr(audio, "family", "multitalk"))  # the other family's wav2vec: say which
+        if family in ANYTALKER_FAMILIES:
+            values = dict(positive=positive, negative=negative, clip_vision_output=clip_vision_output, image=image,
+                          steps=steps, shift=shift, text_scale=text_scale, audio_scale=audio_scale, seed=seed,
+                          sampler=sampler, mode=mode, window_frames=window_frames, motion_frames=motion_frames,
+                          color_correction=color_correction, max_frames=max_frames, apg=apg,
+                          batch_guidance=batch_guidance)
+            settings, inputs, make, family_notes = anytalker_job(values, speakers, audio, clip_vision, timelines)
+            validate_settings(settings)
+            notes += family_notes
+            return self._finish(model, vae, inputs, settings, audio, clip_vision, stream_path, notes, make)
         settings = SamplerSettings(
             steps=steps, shift=shift or AUTO_SHIFT.get(speakers.resolution, 7.0), text_scale=text_scale,
             audio_scale=audio_scale, seed=seed, solver=sampler, apg=apg, mode=mode, window=window_frames,
@@ -115,9 +146,12 @@ class MultiTalkSampler:
         if getattr(model.model, "fresh_audio_layers", False):
             notes.append("The model's audio layers are untrained (fresh_audio_layers): lips will not follow the "
                          "audio. Load multitalk.safetensors or a trained adapter.")
+        return self._finish(model, vae, inputs, settings, audio, clip_vision, stream_path, notes)
+
+    def _finish(self, model, vae, inputs, settings, audio, clip_vision, stream_path, notes, make=VideoGenerator):
         dit = model.to_device()
         try:
-            outputs, plan_notes = self._run(dit, vae, inputs, settings, audio, clip_vision, stream_path)
+            outputs, plan_notes = self._run(dit, vae, inputs, settings, audio, clip_vision, stream_path, make)
         finally:
             model.release()
         notes += plan_notes
@@ -126,10 +160,10 @@ class MultiTalkSampler:
         return {"ui": comfy_bridge.notes_ui(notes), "result": outputs}
 
     @staticmethod
-    def _run(dit, vae, inputs, settings, audio, clip_vision, stream_to) -> tuple[tuple, list[str]]:
-        """(the node's outputs, the plan's notes)."""
+    def _run(dit, vae, inputs, settings, audio, clip_vision, stream_to, make=VideoGenerator) -> tuple[tuple, list[str]]:
+        """(the node's outputs, the plan's notes); `make` builds the model family's generator."""
         hooks = Hooks(check_interrupt=comfy_bridge.check_interrupt, clip_encoder=clip_encoder_for(clip_vision))
-        generator = VideoGenerator(dit, vae, inputs, settings, hooks)
+        generator = make(dit, vae, inputs, settings, hooks)
         hooks.progress = comfy_bridge.Progress(generator.total_units, "MultiTalk sampling").update
         soundtrack = audio.mixed_between(0, generator.plan.output_frames)
         if not stream_to:

@@ -17,8 +17,9 @@ NAMES = ["multitalk_single_speaker", "multitalk_two_speakers", "multitalk_three_
          "multitalk_native_loaders", "multitalk_train_audio_adapter"]
 DUBBING = ["multitalk_dubbing", "multitalk_dubbing_two_speakers", "multitalk_dubbing_masked",
            "multitalk_prompt_timeline"]
-GENERATION = NAMES[:-1] + DUBBING  # every workflow but the training one makes a video
-NAMES = NAMES + DUBBING
+ANYTALKER = ["anytalker_two_speakers", "anytalker_three_speakers"]
+GENERATION = NAMES[:-1] + DUBBING + ANYTALKER  # every workflow but the training one makes a video
+NAMES = NAMES + DUBBING + ANYTALKER
 REGISTRY = NodeRegistry()
 
 

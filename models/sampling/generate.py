@@ -74,7 +74,7 @@ def validate_inputs(inputs: GenerationInputs, settings: SamplerSettings) -> None
 class VideoGenerator:
     def __init__(self, model: Any, vae: Any, inputs: GenerationInputs, settings: SamplerSettings,
                  hooks: Optional[Hooks] = None):
-        validate_inputs(inputs, settings)
+        self._check_inputs(inputs, settings)
         validate_settings(settings)
         self.model, self.vae, self.inputs, self.settings = model, vae, inputs, settings
         self.hooks = hooks or Hooks()
@@ -113,7 +113,7 @@ class VideoGenerator:
         settings = self.settings
         chained = settings.mode == "multitalk" and previous is not None
         if chained:
-            y, known_latent = window_condition(self.vae, previous, settings.window)
+            y, known_latent = self._condition(previous)
             clip = self._clip(previous[-1:])
         else:  # the anchor alone: encoded once per distinct anchor
             y, known_latent, clip = self._anchor_condition(self.conditions.anchor(window))
@@ -132,10 +132,25 @@ class VideoGenerator:
     def _anchor_condition(self, anchor: Anchor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """(y, the anchor's latent, CLIP features) of an anchor, cached by its key."""
         if anchor.key not in self._anchor_cache:
-            y, latent = window_condition(self.vae, anchor.image[None], self.settings.window)
+            y, latent = self._condition(anchor.image[None])
             clip = anchor.clip if anchor.clip is not None else self._encode_clip(anchor.image[None])
             self._anchor_cache = {anchor.key: (y, latent, clip)}  # anchors do not come back once left
         return self._anchor_cache[anchor.key]
+
+    # Per-family steps (models/anytalker/sampling.py overrides them; the rest of the loop is shared).
+    def _check_inputs(self, inputs: GenerationInputs, settings: SamplerSettings) -> None:
+        validate_inputs(inputs, settings)
+
+    def _condition(self, known: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Known frames [k, H, W, 3] -> (y [1, 20, T, h, w], their latent [1, 16, t_k, h, w])."""
+        return window_condition(self.vae, known, self.settings.window)
+
+    def _solver(self):
+        return make_solver(self.settings.solver, self.settings.steps, self.settings.shift)
+
+    def _model_time(self, solver, index: int) -> torch.Tensor:
+        """The timestep the model sees at step `index` (solver.timesteps also drive the motion re-noising)."""
+        return solver.timesteps[index]
 
     def _clip(self, frame: torch.Tensor) -> torch.Tensor:
         if self.hooks.clip_encoder is None:  # no CLIP model given: keep the reference's features
@@ -166,7 +181,7 @@ class VideoGenerator:
     def _sample(self, window: Window, batch: dict, motion: Optional[torch.Tensor], renoise: bool,
                 blend: Optional[WindowBlend] = None) -> torch.Tensor:
         settings = self.settings
-        solver = make_solver(settings.solver, settings.steps, settings.shift)
+        solver = self._solver()
         shape = (1, 16, latent_frames(settings.window), *batch["y"].shape[-2:])
         noise = torch.randn(shape, generator=self.generator).to(self.device)
         apg = APGState(settings.apg_momentum, settings.apg_norm_threshold) if settings.apg else None
@@ -174,7 +189,7 @@ class VideoGenerator:
         count = len(self.plan.windows)
         for i in range(settings.steps):
             self.hooks.check_interrupt()
-            velocity = self._guided_velocity(latent, solver.timesteps[i], batch, apg)
+            velocity = self._guided_velocity(latent, self._model_time(solver, i), batch, apg)
             latent = self._constrain(solver.step(latent, velocity, i), noise, blend, motion, renoise,
                                      solver.timesteps[i + 1])
             self.hooks.progress(1, f"window {window.index + 1}/{count}, step {i + 1}/{settings.steps}")
