@@ -90,13 +90,15 @@ def official_settings(configs, **changes) -> SamplerSettings:
     return SamplerSettings(**{**values, **changes})
 
 
-@pytest.mark.parametrize("variant,batched", [("af", True), ("legacy", False)])
-def test_single_mode_is_the_official_generation(golden_dir, golden, variant, batched):
+@pytest.mark.parametrize("variant,batched,mode", [("af", True, "single"), ("legacy", False, "single"),
+                                                  ("af", False, "multitalk")])
+def test_single_mode_is_the_official_generation(golden_dir, golden, variant, batched, mode):
+    """(A chained run whose one window covers the clip carries nothing: it is the official run too.)"""
     configs, e2e = golden
     inputs, who = e2e_inputs(golden)
     vae = StubVae(e2e["inputs.vae_latent"])
-    generator = AnyTalkerGenerator(e2e_model(golden_dir, variant), vae, inputs, who,
-                                   official_settings(configs, batch_guidance=batched))
+    settings = official_settings(configs, batch_guidance=batched, mode=mode, motion_frames=5 if mode != "single" else 1)
+    generator = AnyTalkerGenerator(e2e_model(golden_dir, variant), vae, inputs, who, settings)
     result = generator.run()
     assert result.frames.shape[0] == configs["e2e"]["frame_num"] == len(generator.plan.windows) * 9
     (encoded,) = vae.encoded  # one window: the reference, then mid-grey (zero in [-1, 1])
