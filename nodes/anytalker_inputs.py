@@ -8,14 +8,15 @@ infinitetalk = the pack's windowed long video.
 from __future__ import annotations
 
 from functools import partial
+from typing import Any, Callable
 
 import torch
 
-from ..models.anytalker.layout import AUTO_SHIFT
-from ..models.anytalker.pipeline import identities, image_tensor, resized_image
+from ..models.anytalker.layout import AUTO_SHIFT, FACE_LAYOUT
+from ..models.anytalker.pipeline import Identities, identities, image_tensor, resized_image
 from ..models.anytalker.sampling import AnyTalkerGenerator
 from ..models.errors import GenerationInputError
-from ..models.sampling.generate import GenerationInputs
+from ..models.sampling.generate import GenerationInputs, Hooks
 from ..models.sampling.plan import default_motion_frames
 from ..models.sampling.settings import SamplerSettings
 from .sampler_inputs import conditioning_tensor, penultimate_features
@@ -23,7 +24,7 @@ from .sampler_inputs import conditioning_tensor, penultimate_features
 LONG_ONE_PASS = 241  # frames (10 s at 24 fps): beyond this a note suggests the windowed modes
 
 
-def clip_face_encoder(clip_vision):
+def clip_face_encoder(clip_vision: Any) -> Callable[[torch.Tensor], torch.Tensor]:
     """[3, 1, h, w] in [-1, 1] (a face crop, as the official hands CLIP) -> [1, 257, 1280]."""
     def encode(crop: torch.Tensor) -> torch.Tensor:
         image = crop[:, 0].permute(1, 2, 0).add(1).div(2)[None]  # IMAGE [1, h, w, 3]
@@ -31,8 +32,8 @@ def clip_face_encoder(clip_vision):
     return encode
 
 
-def _check(speakers, image: torch.Tensor, clip_vision, timelines: dict) -> None:
-    if getattr(speakers, "family", None) != "anytalker":
+def _check(speakers: Any, image: torch.Tensor, clip_vision: Any, timelines: dict) -> None:
+    if getattr(speakers, "family", None) != FACE_LAYOUT:
         raise GenerationInputError("An AnyTalker model needs a face layout: connect MultiTalk Audio Encode's "
                                    "audio_features (made with wav2vec2-base-960h) to MultiTalk Speakers' audio input.")
     if clip_vision is None:
@@ -56,7 +57,7 @@ def _window(mode: str, frames: int, max_frames: int, window_frames: int) -> int:
     return max(5, (wanted + 2) // 4 * 4 + 1)
 
 
-def anytalker_job(values: dict, speakers, audio, clip_vision, timelines: dict) -> tuple:
+def anytalker_job(values: dict, speakers: Any, audio: Any, clip_vision: Any, timelines: dict) -> tuple:
     """(SamplerSettings, GenerationInputs, generator factory, notes) from the sampler's inputs."""
     image = values["image"]
     _check(speakers, image, clip_vision, timelines)
@@ -88,5 +89,6 @@ def anytalker_job(values: dict, speakers, audio, clip_vision, timelines: dict) -
     return settings, inputs, partial(_generator, identities=who), notes
 
 
-def _generator(model, vae, inputs, settings, hooks, identities):
+def _generator(model: Any, vae: Any, inputs: GenerationInputs, settings: SamplerSettings, hooks: Hooks,
+               identities: Identities) -> AnyTalkerGenerator:
     return AnyTalkerGenerator(model, vae, inputs, identities, settings, hooks)

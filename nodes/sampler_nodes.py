@@ -120,6 +120,12 @@ class MultiTalkSampler:
             stream_path = check_output(stream_to.strip(), kind="video")
             if stream_path != os.path.expanduser(stream_to.strip()):
                 notes.append(f"stream_to '{stream_to.strip()}' exists: streaming to '{stream_path}' instead.")
+        settings = SamplerSettings(
+            steps=steps, shift=shift or AUTO_SHIFT.get(speakers.resolution, 7.0), text_scale=text_scale,
+            audio_scale=audio_scale, seed=seed, solver=sampler, apg=apg, mode=mode, window=window_frames,
+            motion_frames=motion_frames or default_motion_frames(mode), colour_strength=color_correction,
+            max_frames=max_frames, routing=routing, batch_guidance=batch_guidance)
+        validate_settings(settings)  # before the model moves to the device
         family = model_family(model.model)
         check_audio_fits(family, getattr(audio, "family", "multitalk"))  # the other family's wav2vec: say which
         if family in ANYTALKER_FAMILIES:
@@ -132,12 +138,6 @@ class MultiTalkSampler:
             validate_settings(settings)
             notes += family_notes
             return self._finish(model, vae, inputs, settings, audio, clip_vision, stream_path, notes, make)
-        settings = SamplerSettings(
-            steps=steps, shift=shift or AUTO_SHIFT.get(speakers.resolution, 7.0), text_scale=text_scale,
-            audio_scale=audio_scale, seed=seed, solver=sampler, apg=apg, mode=mode, window=window_frames,
-            motion_frames=motion_frames or default_motion_frames(mode), colour_strength=color_correction,
-            max_frames=max_frames, routing=routing, batch_guidance=batch_guidance)
-        validate_settings(settings)  # before the model moves to the device
         inputs = GenerationInputs(
             positive=conditioning_tensor(positive, "positive"), negative=conditioning_tensor(negative, "negative"),
             reference=fit_reference(image, speakers), clip_features=penultimate_features(clip_vision_output),

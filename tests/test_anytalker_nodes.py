@@ -118,6 +118,18 @@ def test_audio_node_makes_the_official_features(golden_dir, golden_960h, timelin
     assert "multitalk_notes" not in out["ui"]  # the official settings raise no note
 
 
+def test_tracks_in_turn_start_on_whole_frames(golden_960h):
+    """The official concat mode puts track k's features at the sum of the earlier tracks' ceil(seconds x fps)
+    frames; the soundtrack is placed there too, so each voice is heard where its features are."""
+    from comfyui_multitalk.models.anytalker.audio_timeline import build_anytalker_audio
+
+    (encoder,) = MultiTalkWav2VecLoader().load(str(golden_960h), "fp32")
+    tracks = [np.full(n, 0.1, np.float32) for n in (1000, 5000, 2000)]  # 1.5, 7.5 and 3 frames at 24 fps
+    result = build_anytalker_audio(encoder, tracks, "sequential", 24.0)
+    assert result.starts == [0, 1333, 6667]  # frames 0, 2 (= ceil 1.5), 10 (= 2 + ceil 7.5) x 16000 / 24
+    assert result.num_frames == 9  # ceil(8000 / 16000 x 24) = 12 -> 4n+1
+
+
 def test_audio_node_says_what_differs_from_the_official(golden_dir, golden_960h):
     cases = load_file(str(golden_dir / "anytalker_audio_cases.safetensors"))
     (encoder,) = MultiTalkWav2VecLoader().load(str(golden_960h), "fp32")
@@ -151,7 +163,7 @@ def test_automatic_faces_are_the_largest_left_to_right():
     assert [round(x + w / 2) for x, _, w, _ in few.faces.boxes_xywh] == [50, 150, 250]  # strip centres
 
 
-def _sampler_call(model, audio, speakers=None, clip_vision="clip", **timelines):
+def _sampler_call(model, audio, speakers=SimpleNamespace(resolution="120p"), clip_vision="clip", **timelines):
     values = dict(positive=None, negative=None, clip_vision_output=None, vae=None, image=torch.zeros(1, 64, 64, 3),
                   steps=1, shift=0.0, text_scale=4.5, audio_scale=4.0, seed=0, sampler="unipc", mode="single",
                   window_frames=81, motion_frames=0, color_correction=0.0, max_frames=0, routing="lrope", apg=False)

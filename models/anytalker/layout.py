@@ -28,6 +28,7 @@ from .geometry import output_size
 MAX_AREAS = {"480p": 832 * 480, "720p": 1280 * 720, "240p": 416 * 240, "120p": 208 * 120}
 AUTO_SHIFT = {"480p": 3.0, "720p": 5.0, "240p": 3.0, "120p": 3.0}  # the official CLI: 3 at 832*480, else 5
 FaceDetector = Callable[[np.ndarray], list[Face]]
+FACE_LAYOUT = "anytalker"  # FaceLayout.family: what the sampler checks before an AnyTalker run
 
 
 @dataclass
@@ -41,7 +42,7 @@ class FaceLayout:
     height: int  # video size in pixels (the official output size for the image and pixel budget)
     width: int
     notes: list[str] = field(default_factory=list)
-    family: str = "anytalker"
+    family: str = FACE_LAYOUT
 
     @property
     def num_speakers(self) -> int:
