@@ -49,7 +49,8 @@ def _graph(folder: str, seconds: float):
     positive, negative = MultiTalkTextEncode().encode(t5, "Two people talk to each other.", "")
     (clip_vision,) = MultiTalkClipVisionLoader().load(weights.clip_vision, "cpu", "fp32")
     (model,) = MultiTalkModelLoader().load(weights.anytalker_dit, "none", "fp32", "auto", "cpu", False)
-    return dict(model=model, positive=positive, negative=negative, vae=MultiTalkVAELoader().load(weights.vae, "cpu", "fp32")[0],
+    (vae,) = MultiTalkVAELoader().load(weights.vae, "cpu", "fp32")
+    return dict(model=model, positive=positive, negative=negative, vae=vae,
                 clip_vision_output=MultiTalkClipVisionEncode().encode(clip_vision, picture, "none")[0],
                 image=picture, audio=audio, speakers=speakers, clip_vision=clip_vision)
 

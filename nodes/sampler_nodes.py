@@ -79,18 +79,23 @@ def _inputs() -> dict:
             "apg": ("BOOLEAN", {"default": False, **tip(
                 "Adaptive projected guidance (momentum -0.75, norm threshold 55): fewer artefacts at high scales.")}),
         },
-        "optional": {
-            "clip_vision": ("CLIP_VISION", tip(
-                "Optional CLIP vision model: in multitalk mode each window's CLIP features then come from its "
-                "last known frame, as the official pipeline does; without it the reference's are reused. "
-                "Required for AnyTalker, which encodes every face crop with it.")),
-            "batch_guidance": ("BOOLEAN", {"default": True, **tip(
-                "Run the guidance passes as one batch (faster); off uses less VRAM.")}),
-            "stream_to": ("STRING", {"default": "", **tip(
-                "Optional .mp4 path: frames are written there window by window with the soundtrack, so RAM "
-                "stays bounded for long videos; the IMAGE output then holds only the last frame.")}),
-            **timeline_inputs(),
-        },
+        "optional": _optional_inputs(),
+    }
+
+
+def _optional_inputs() -> dict:
+    tip = lambda text: {"tooltip": text}  # noqa: E731
+    return {
+        "clip_vision": ("CLIP_VISION", tip(
+            "Optional CLIP vision model: in multitalk mode each window's CLIP features then come from its "
+            "last known frame, as the official pipeline does; without it the reference's are reused. "
+            "Required for AnyTalker, which encodes every face crop with it.")),
+        "batch_guidance": ("BOOLEAN", {"default": True, **tip(
+            "Run the guidance passes as one batch (faster); off uses less VRAM.")}),
+        "stream_to": ("STRING", {"default": "", **tip(
+            "Optional .mp4 path: frames are written there window by window with the soundtrack, so RAM "
+            "stays bounded for long videos; the IMAGE output then holds only the last frame.")}),
+        **timeline_inputs(),
     }
 
 
@@ -105,7 +110,7 @@ class MultiTalkSampler:
     RETURN_NAMES = ("frames", "audio", "fps", "video_path")
     OUTPUT_TOOLTIPS = ("The video frames (exactly the audio's length at its fps).",
                        "The mixed soundtrack trimmed to the frames.",
-                       "Frames per second: the audio's (25 for MultiTalk; 24 for AnyTalker, not the official 16 quirk).",
+                       "Frames per second: the audio's (MultiTalk 25; AnyTalker 24, not the official 16 quirk).",
                        "The streamed mp4 when stream_to is set, else empty.")
 
     @classmethod

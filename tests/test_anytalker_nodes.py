@@ -13,7 +13,8 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from comfyui_multitalk.models.anytalker.layout import build_face_layout
-from comfyui_multitalk.models.anytalker.tiny import random_anytalker_state_dict, save_tiny_anytalker, tiny_anytalker_config
+from comfyui_multitalk.models.anytalker.tiny import (random_anytalker_state_dict, save_tiny_anytalker,
+                                                     tiny_anytalker_config)
 from comfyui_multitalk.models.dit.tiny import save_tiny_dit
 from comfyui_multitalk.models.errors import CheckpointError, GenerationInputError
 from comfyui_multitalk.models.speakers.detect import Face

@@ -60,7 +60,8 @@ def test_command_line_runs_the_three_speaker_workflow(tmp_path, monkeypatch, cap
     shutil.copy(media.voices[0], tmp_path / "input" / "speaker3.wav")
     voices = [*media.voices, str(tmp_path / "input" / "speaker3.wav")]
     assignments = [f"wav2vec2.model={weights.anytalker_wav2vec}", f"AnyTalker model.model={weights.anytalker_dit}",
-                   f"Text encoder.text_encoder={weights.text_encoder}", f"CLIP vision.clip_vision={weights.clip_vision}",
+                   f"Text encoder.text_encoder={weights.text_encoder}",
+                   f"CLIP vision.clip_vision={weights.clip_vision}",
                    f"VAE.vae={weights.vae}", f"Reference image.image={media.reference}", "Faces.resolution=120p",
                    "Audio.trim_ends=0.2, 0.2, 0.2", "Sampler.steps=1",
                    *[f"Speaker {k + 1} voice.audio={v}" for k, v in enumerate(voices)]]

@@ -226,7 +226,8 @@ def test_anytalker_workflow_through_prompt_api(comfyui, tmp_path):
     t = np.arange(int(SECONDS * 16000)) / 16000
     for name, freq in (("a.wav", 220.0), ("b.wav", 330.0)):
         soundfile.write(tmp_path / name, 0.2 * np.sin(2 * np.pi * freq * t) * (1 + np.sin(2 * np.pi * 3 * t)), 16000)
-    result = run_workflow(url, workflow, images=[str(picture)], audios=[str(tmp_path / "a.wav"), str(tmp_path / "b.wav")],
+    result = run_workflow(url, workflow, images=[str(picture)],
+                          audios=[str(tmp_path / "a.wav"), str(tmp_path / "b.wav")],
                           output_dir=str(tmp_path / "out"), timeout_s=900)
     videos = [path for path in result.files if path.endswith(".mp4")]
     assert videos, f"no video among {result.files}\n{log_path.read_text()[-3000:]}"

@@ -131,5 +131,5 @@ def build_face_layout(image: torch.Tensor, count: int, resolution: str = "480p",
                           torch.cat([placed[i][1].masks for i in range(count)]))
     out_h, out_w = output_size((height, width), MAX_AREAS[resolution])
     batch = image if image.dim() == 4 else image[None]
-    return FaceLayout(batch[:1, ..., :3].float(), regions, [placed[i][0] for i in range(count)], resolution, out_h, out_w,
-                      notes)
+    sources = [placed[i][0] for i in range(count)]
+    return FaceLayout(batch[:1, ..., :3].float(), regions, sources, resolution, out_h, out_w, notes)
