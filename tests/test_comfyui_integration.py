@@ -211,10 +211,11 @@ def test_anytalker_workflow_through_prompt_api(comfyui, tmp_path):
     import soundfile
     from PIL import Image
 
+    from comfyui_multitalk.cli.workflow_files import shipped_api_workflow
     from comfyui_multitalk.client import load_api_workflow, run_workflow
 
     url, log_path, models = comfyui
-    workflow = load_api_workflow(str(REPO_ROOT / "workflows" / "anytalker_two_speakers_api.json"))
+    workflow = load_api_workflow(shipped_api_workflow("anytalker_two_speakers"))
     settings = tiny_settings(models)
     settings["MultiTalkModelLoader"].update(model=models["anytalker_dit"], audio_weights="none")
     settings["MultiTalkWav2VecLoader"].update(model=models["anytalker_wav2vec"])
