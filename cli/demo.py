@@ -1,5 +1,6 @@
 """`python -m comfyui_multitalk demo`: the shipped two-speaker workflow, end to end, on tiny
-random weights written to a temporary folder (no downloads, no GPU, about a minute)."""
+random weights written to a temporary folder (no downloads, no GPU, about a minute);
+`--family anytalker` runs the AnyTalker two-speaker workflow on tiny AnyTalker weights."""
 from __future__ import annotations
 
 import os
@@ -15,6 +16,7 @@ from .tiny_weights import write_tiny_weights
 from .workflow_files import shipped_api_workflow
 
 DEMO_WORKFLOW = "multitalk_two_speakers"
+DEMO_WORKFLOWS = {"multitalk": DEMO_WORKFLOW, "anytalker": "anytalker_two_speakers"}
 NOISE_NOTE = ("The picture is noise: these are tiny random weights, which exercise every step of the pipeline "
               "but know nothing about faces. For real talking videos use the released weights (see README.md).")
 
@@ -26,10 +28,13 @@ class DemoSettings:
     steps: int = 4
     window: int = 21  # 35 frames = 2 windows of 21 overlapping by 5: shows how long videos are chained
     motion_frames: int = 5
+    family: str = "multitalk"  # or "anytalker": the AnyTalker two-speaker workflow, one pass over the audio
 
 
 def demo_assignments(weights, media, settings: DemoSettings) -> list[str]:
     """The --set overrides that point the shipped workflow at the demo's files and draft settings."""
+    if settings.family == "anytalker":
+        return anytalker_assignments(weights, media, settings)
     return [
         f"wav2vec2.model={weights.wav2vec}",
         f"MultiTalk model.model={weights.dit}",
@@ -49,6 +54,27 @@ def demo_assignments(weights, media, settings: DemoSettings) -> list[str]:
     ]
 
 
+def anytalker_assignments(weights, media, settings: DemoSettings) -> list[str]:
+    """The AnyTalker workflow on the tiny AnyTalker files; the faces boxed where the picture draws them."""
+    from .demo_media import face_boxes
+
+    boxes = "\n".join(", ".join(f"{v:.0f}" for v in box) for box in face_boxes())
+    return [
+        f"wav2vec2.model={weights.anytalker_wav2vec}",
+        f"AnyTalker model.model={weights.anytalker_dit}",
+        f"Text encoder.text_encoder={weights.text_encoder}",
+        f"CLIP vision.clip_vision={weights.clip_vision}",
+        f"VAE.vae={weights.vae}",
+        f"Reference image.image={media.reference}",
+        f"Speaker 1 voice.audio={media.voices[0]}",
+        f"Speaker 2 voice.audio={media.voices[1]}",
+        "Prompt.positive=Two people sit side by side and talk to each other.",
+        f"Faces.resolution={settings.resolution}",
+        f"Faces.boxes={boxes}",
+        f"Sampler.steps={settings.steps}",
+    ]
+
+
 def run_demo(output: str = "multitalk_demo.mp4", keep: bool = False, settings: DemoSettings = DemoSettings(),
              log: Callable[[str], None] = print, overwrite: bool = False) -> list[str]:
     """Write tiny weights and inputs to a temporary folder, run the two-speaker workflow, and
@@ -61,7 +87,8 @@ def run_demo(output: str = "multitalk_demo.mp4", keep: bool = False, settings: D
         media = write_demo_media(os.path.join(work, "input"), settings.seconds)
         context = RunContext(input_dir=os.path.join(work, "input"), output_dir=os.path.join(work, "output"),
                              output_video=output)
-        saved = run_workflow_file(shipped_api_workflow(DEMO_WORKFLOW), demo_assignments(weights, media, settings),
+        workflow = shipped_api_workflow(DEMO_WORKFLOWS[settings.family])
+        saved = run_workflow_file(workflow, demo_assignments(weights, media, settings),
                                   context, log, overwrite=overwrite)
     finally:
         if keep:

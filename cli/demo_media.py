@@ -47,6 +47,15 @@ def draw_two_people(width: int = WIDTH, height: int = HEIGHT) -> np.ndarray:
     return image[:, :, ::-1].copy()  # BGR -> RGB
 
 
+def face_boxes(width: int = WIDTH, height: int = HEIGHT) -> list[tuple[float, float, float, float]]:
+    """(x, y, w, h) of each drawn head (hair to chin), left to right: AnyTalker's faces."""
+    boxes = []
+    for centre, _, _ in PEOPLE:
+        cx, head_y, head_r = int(centre * width), int(0.38 * height), int(0.13 * height)
+        boxes.append((cx - head_r, head_y - 1.3 * head_r, 2 * head_r, 2.3 * head_r))
+    return boxes
+
+
 def person_region(index: int, width: int = WIDTH, height: int = HEIGHT) -> np.ndarray:
     """bool [H, W]: the half-body box of person `index` (head to the bottom edge)."""
     region = np.zeros((height, width), bool)

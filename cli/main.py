@@ -42,6 +42,8 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--keep", action="store_true", help="keep the temporary weights and inputs")
     demo.add_argument("--steps", type=int, default=4, help="sampling steps per window")
     demo.add_argument("--resolution", default="120p", choices=["120p", "240p"], help="draft size")
+    demo.add_argument("--family", default="multitalk", choices=["multitalk", "anytalker"],
+                      help="which model family's two-speaker workflow to run (tiny weights of that family)")
     files = commands.add_parser("workflows", help="write the shipped workflow files from their descriptions")
     files.add_argument("--check", action="store_true", help="only report files that are out of date")
     from .train import add_train_parser
@@ -66,7 +68,7 @@ def _run(args) -> None:
 def _demo(args) -> None:
     from .demo import DemoSettings, run_demo
 
-    run_demo(args.output, args.keep, DemoSettings(resolution=args.resolution, steps=args.steps),
+    run_demo(args.output, args.keep, DemoSettings(resolution=args.resolution, steps=args.steps, family=args.family),
              overwrite=args.overwrite)
 
 

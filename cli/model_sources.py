@@ -11,6 +11,9 @@ Hugging Face (see docs/workflows.md for how each was found):
   TencentGameMate/chinese-wav2vec2-base (the file name ComfyUI's InfiniteTalk templates use).
 - multitalk.safetensors: MeiGen-AI/MeiGen-MultiTalk; infinitetalk.safetensors: MeiGen-AI/InfiniteTalk
   (single/, the one-speaker adapter the long-video workflow uses).
+AnyTalker's files are not listed: its checkpoints are released only as .pth and its wav2vec2 is a
+folder (weights beside config files), neither of which the dialog can download; the AnyTalker
+workflows' notes say where they come from (zzz66/AnyTalker-1.3B, facebook/wav2vec2-base-960h).
 """
 from __future__ import annotations
 

@@ -28,6 +28,8 @@ class TinyWeights:
     clip_vision: str
     vae: str
     wav2vec: str
+    anytalker_dit: str = ""  # a tiny AnyTalker 1.3B-style checkpoint (.pth as released)
+    anytalker_wav2vec: str = ""  # model.safetensors inside a tiny wav2vec2-base-960h-style folder
 
 
 def write_tiny_weights(folder: str, seed: int = 0) -> TinyWeights:
@@ -36,7 +38,8 @@ def write_tiny_weights(folder: str, seed: int = 0) -> TinyWeights:
     dit, audio = _write_dit(folder, seed)
     return TinyWeights(dit=dit, audio_weights=audio, text_encoder=_write_text_encoder(folder, seed),
                        clip_vision=_write_clip(folder, seed), vae=_write_vae(folder, seed),
-                       wav2vec=_write_wav2vec(folder, seed))
+                       wav2vec=_write_wav2vec(folder, seed), anytalker_dit=_write_anytalker(folder, seed),
+                       anytalker_wav2vec=_write_wav2vec_960h(folder, seed))
 
 
 def _write_dit(folder: str, seed: int) -> tuple[str, str]:
@@ -45,6 +48,14 @@ def _write_dit(folder: str, seed: int) -> tuple[str, str]:
     config = tiny_dit_config().with_overrides(text_dim=T5_WIDTH, clip_dim=CLIP_WIDTH, text_len=TEXT_LEN,
                                               audio_feature_dim=WAV2VEC_LAYERS * WAV2VEC_HIDDEN)
     return save_tiny_dit(folder, config, seed)
+
+
+def _write_anytalker(folder: str, seed: int) -> str:
+    from ..models.anytalker.tiny import save_tiny_anytalker, tiny_anytalker_config
+
+    config = tiny_anytalker_config(text_dim=T5_WIDTH, clip_dim=CLIP_WIDTH, audio_layers=WAV2VEC_LAYERS,
+                                   audio_hidden=WAV2VEC_HIDDEN)
+    return save_tiny_anytalker(os.path.join(folder, "tiny_anytalker_1_3B.pth"), config, seed)
 
 
 def _write_text_encoder(folder: str, seed: int) -> str:
@@ -82,16 +93,46 @@ def _write_vae(folder: str, seed: int) -> str:
     return path
 
 
+def _tiny_wav2vec_config():
+    from transformers import Wav2Vec2Config
+
+    return Wav2Vec2Config(hidden_size=WAV2VEC_HIDDEN, num_hidden_layers=WAV2VEC_LAYERS, num_attention_heads=1,
+                          intermediate_size=2 * WAV2VEC_HIDDEN, conv_dim=[16] * 7, feat_extract_norm="group",
+                          num_conv_pos_embeddings=16, num_conv_pos_embedding_groups=4, vocab_size=32)
+
+
 def _write_wav2vec(folder: str, seed: int) -> str:
     """A group-norm wav2vec2 (the chinese-wav2vec2-base structure) as one .safetensors file."""
     from safetensors.torch import save_file
-    from transformers import Wav2Vec2Config, Wav2Vec2Model
+    from transformers import Wav2Vec2Model
 
     torch.manual_seed(seed)
-    config = Wav2Vec2Config(hidden_size=WAV2VEC_HIDDEN, num_hidden_layers=WAV2VEC_LAYERS, num_attention_heads=1,
-                            intermediate_size=2 * WAV2VEC_HIDDEN, conv_dim=[16] * 7, feat_extract_norm="group",
-                            num_conv_pos_embeddings=16, num_conv_pos_embedding_groups=4)
-    state = {k: v.contiguous() for k, v in Wav2Vec2Model(config).state_dict().items()}
+    state = {k: v.contiguous() for k, v in Wav2Vec2Model(_tiny_wav2vec_config()).state_dict().items()}
     path = os.path.join(folder, "tiny_wav2vec2.safetensors")
     save_file(state, path)
+    return path
+
+
+def _write_wav2vec_960h(folder: str, seed: int) -> str:
+    """The same structure as facebook/wav2vec2-base-960h ships: a Hugging Face folder with a CTC head
+    (`wav2vec2.*` + `lm_head.*`), its config and preprocessor config (do_normalize: true)."""
+    import json
+
+    from safetensors.torch import save_file
+    from transformers import Wav2Vec2ForCTC
+
+    torch.manual_seed(seed + 1)
+    config = _tiny_wav2vec_config()
+    config.architectures = ["Wav2Vec2ForCTC"]
+    model = Wav2Vec2ForCTC(config)
+    target = os.path.join(folder, "tiny_wav2vec2_base_960h")
+    os.makedirs(target, exist_ok=True)
+    config.save_pretrained(target)
+    preprocessor = {"do_normalize": True, "feature_extractor_type": "Wav2Vec2FeatureExtractor", "feature_size": 1,
+                    "padding_side": "right", "padding_value": 0.0, "return_attention_mask": False,
+                    "sampling_rate": 16000}
+    with open(os.path.join(target, "preprocessor_config.json"), "w", encoding="utf-8") as handle:
+        json.dump(preprocessor, handle, indent=2)
+    path = os.path.join(target, "model.safetensors")
+    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, path)
     return path

@@ -12,6 +12,7 @@ import os
 
 from .registry import NodeRegistry
 from .workflow_graph import Workflow, to_api, to_ui
+from .workflow_anytalker import ANYTALKER_WORKFLOWS
 from .workflow_dubbing import DUBBING_WORKFLOWS
 from .workflow_library import WORKFLOWS
 from .workflow_thumbnail import same_picture, thumbnail_jpeg
@@ -38,7 +39,7 @@ def render(workflow: Workflow, registry: NodeRegistry) -> dict[str, str]:
 def rendered_files() -> dict[str, str]:
     registry = NodeRegistry()
     files: dict[str, str] = {}
-    for describe in WORKFLOWS + DUBBING_WORKFLOWS:
+    for describe in WORKFLOWS + DUBBING_WORKFLOWS + ANYTALKER_WORKFLOWS:
         files.update(render(describe(), registry))
     return files
 

@@ -14,6 +14,8 @@ from ..models.audio import (
     prepare_track,
     read_audio_file,
 )
+from ..models.anytalker.geometry import FPS as ANYTALKER_FPS
+from ..models.audio.wav2vec_loader import WAV2VEC_ANYTALKER
 from ..models.dit.routing import MAX_SPEAKERS, ROUTING_MODES
 from ..models.errors import AudioInputError, CheckpointError
 from . import comfy_bridge
@@ -30,15 +32,16 @@ _TIMELINE_TIP = (
 
 class MultiTalkWav2VecLoader:
     DESCRIPTION = (
-        "Loads the wav2vec2 audio encoder MultiTalk/InfiniteTalk were trained with "
-        "(chinese-wav2vec2-base): a single .safetensors file from models/audio_encoders "
-        "(ComfyUI's wav2vec2-chinese-base_fp16.safetensors works) or a Hugging Face folder."
+        "Loads the wav2vec2 audio encoder: chinese-wav2vec2-base for MultiTalk/InfiniteTalk (ComfyUI's "
+        "wav2vec2-chinese-base_fp16.safetensors works), or facebook/wav2vec2-base-960h for AnyTalker (its "
+        "model.safetensors, best inside its Hugging Face folder). A single file from models/audio_encoders or a "
+        "folder. Which one it is is read off the weights (960h has a CTC head) and travels with the features."
     )
     CATEGORY = CATEGORY
     FUNCTION = "load"
     RETURN_TYPES = ("MULTITALK_WAV2VEC",)
     RETURN_NAMES = ("wav2vec",)
-    OUTPUT_TOOLTIPS = ("The wav2vec2 encoder, for MultiTalk Audio Encode.",)
+    OUTPUT_TOOLTIPS = ("The wav2vec2 encoder, for MultiTalk Audio Encode (MultiTalk or AnyTalker features).",)
 
     @classmethod
     def INPUT_TYPES(cls):
@@ -100,8 +103,8 @@ class MultiTalkAudioEncode:
     DESCRIPTION = (
         "Places one audio track per speaker on a common timeline (parallel, turn-taking, or explicit "
         "offsets), normalises loudness, and computes each speaker's wav2vec2 features exactly like "
-        "the official MultiTalk pipeline. Also returns the mixed soundtrack, the frame count and a "
-        "'who speaks when' picture."
+        "the official pipeline of the wav2vec's model family (MultiTalk/InfiniteTalk, or AnyTalker with "
+        "wav2vec2-base-960h). Also returns the mixed soundtrack, the frame count and a 'who speaks when' picture."
     )
     CATEGORY = CATEGORY
     FUNCTION = "encode"
@@ -123,16 +126,17 @@ class MultiTalkAudioEncode:
                 "timeline_mode": (list(TIMELINE_MODES), {"default": "parallel", "tooltip": _TIMELINE_TIP}),
                 "normalize_loudness": ("BOOLEAN", {
                     "default": True,
-                    "tooltip": "Normalise each track to -23 LUFS as the official pipeline does "
-                    "(silent tracks are left alone).",
+                    "tooltip": "Normalise each track to -23 LUFS as the official MultiTalk pipeline does "
+                    "(silent tracks are left alone). AnyTalker's official pipeline does not: off for AnyTalker.",
                 }),
                 "fps": ("FLOAT", {
                     "default": 25.0, "min": 1.0, "max": 120.0, "step": 0.5,
-                    "tooltip": "Video frame rate; the released models were trained at 25.",
+                    "tooltip": "Video frame rate: MultiTalk/InfiniteTalk were trained at 25, AnyTalker at 24.",
                 }),
                 "routing_mode": (list(ROUTING_MODES), {
                     "default": ROUTING_MODES[0],
-                    "tooltip": "Speaker routing you will sample with; only used here to check the number of tracks.",
+                    "tooltip": "Speaker routing you will sample with; only used here to check the number of tracks "
+                    "(MultiTalk family; AnyTalker binds each track to a face).",
                 }),
             },
             "optional": {
@@ -150,7 +154,7 @@ class MultiTalkAudioEncode:
                 "num_frames": ("INT", {
                     "default": 0, "min": 0, "max": 100000,
                     "tooltip": "Force this many video frames (silence pads, or the audio is cut); "
-                    "0 = as long as the audio.",
+                    "0 = as long as the audio. AnyTalker rounds down to 4n+1.",
                 }),
                 "listeners": ("INT", {
                     "default": 0, "min": 0, "max": MAX_AUDIO_INPUTS - 1,
@@ -177,6 +181,9 @@ class MultiTalkAudioEncode:
         result = _encode_on_device(
             wav2vec, tracks, timeline_mode, fps, offsets_s, num_frames or None, routing_mode, listeners
         )
+        if getattr(wav2vec, "family", None) == WAV2VEC_ANYTALKER and normalize_loudness:
+            result.warnings.append("Loudness was normalised to -23 LUFS; AnyTalker's official pipeline leaves the "
+                                   "level as recorded (turn normalize_loudness off for the official features).")
         picture = draw_timeline(result.activity, result.fps, [t.numpy() for t in result.tracks])
         # Shown and played on the node in ComfyUI, so turn-taking is checked before any GPU time is spent.
         ui = {**timeline_ui(picture, result.mixed, result.num_frames, result.fps),
@@ -211,11 +218,31 @@ def _encode_on_device(
     device = comfy_bridge.default_device()
     wav2vec.model.to(device)
     try:
+        if getattr(wav2vec, "family", None) == WAV2VEC_ANYTALKER:
+            from ..models.anytalker.audio_timeline import build_anytalker_audio
+
+            result = build_anytalker_audio(
+                wav2vec, tracks, timeline_mode, fps, offsets_s, num_frames, routing_mode, listeners, on_track_done
+            )
+            result.warnings.extend(anytalker_notes(fps, tracks))
+            return result
         return build_speaker_audio(
             wav2vec, tracks, timeline_mode, fps, offsets_s, num_frames, routing_mode, listeners, on_track_done
         )
     finally:
         wav2vec.model.to(comfy_bridge.offload_device())
+
+
+def anytalker_notes(fps: float, tracks: list) -> list[str]:
+    """What differs from AnyTalker's official audio path, said on the node."""
+    notes = []
+    if fps != ANYTALKER_FPS:
+        notes.append(f"AnyTalker was trained at {ANYTALKER_FPS} fps (the official audio rate); the features are at "
+                     f"{fps:g} fps as set.")
+    if len(tracks) > 3:
+        notes.append(f"{len(tracks)} AnyTalker identities: the official app offers 1 to 3; more run but were "
+                     "never shown by the authors.")
+    return notes
 
 
 NODE_CLASS_MAPPINGS = {

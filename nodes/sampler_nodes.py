@@ -13,7 +13,9 @@ from ..models.sampling.settings import SamplerSettings, validate_settings
 from ..models.sampling.plan import MODES, default_motion_frames
 from ..models.sampling.solvers import SOLVERS
 from ..models.dit.routing import ROUTING_MODES
+from ..models.anytalker.family import ANYTALKER_FAMILIES, check_audio_fits, model_family
 from . import comfy_bridge
+from .anytalker_inputs import anytalker_job
 from .dubbing_inputs import timeline_inputs, window_conditions
 from .sampler_inputs import clip_encoder_for, conditioning_tensor, fit_reference, penultimate_features
 from .sampler_progress import attach_progress
@@ -27,67 +29,90 @@ def _inputs() -> dict:
     tip = lambda text: {"tooltip": text}  # noqa: E731
     return {
         "required": {
-            "model": ("MULTITALK_MODEL", tip("The DiT from MultiTalk Model Loader.")),
+            "model": ("MULTITALK_MODEL", tip("The DiT from MultiTalk Model Loader: MultiTalk/InfiniteTalk or AnyTalker "
+                                             "(the sampler follows the model's family).")),
             "positive": ("CONDITIONING", tip("Prompt embeddings (MultiTalk Text Encode or native CLIP Text Encode).")),
             "negative": ("CONDITIONING", tip("Negative prompt embeddings.")),
-            "clip_vision_output": ("CLIP_VISION_OUTPUT", tip("CLIP vision features of the reference image.")),
+            "clip_vision_output": ("CLIP_VISION_OUTPUT", tip(
+                "CLIP vision features of the reference image (Speakers' image output, crop none).")),
             "vae": ("VAE", tip("The Wan2.1 VAE (MultiTalk VAE Loader or native Load VAE).")),
-            "image": ("IMAGE", tip("The reference image; fitted to the speaker layout's bucket (resize, centre crop).")),
+            "image": ("IMAGE", tip("The reference image; fitted to the speaker layout's bucket (resize, centre crop). "
+                                   "AnyTalker: Speakers' image output (the picture as is).")),
             "audio": ("MULTITALK_AUDIO", tip("Per-speaker audio features from MultiTalk Audio Encode.")),
             "speakers": ("MULTITALK_SPEAKERS", tip("Who is where, from MultiTalk Speakers (same count as tracks).")),
-            "steps": ("INT", {"default": 40, "min": 1, "max": 200, **tip("Sampling steps per window (official: 40).")}),
+            "steps": ("INT", {"default": 40, "min": 1, "max": 200, **tip(
+                "Sampling steps per window (official: MultiTalk 40; AnyTalker 1.3B 40, 14B 20).")}),
             "shift": ("FLOAT", {"default": 0.0, "min": 0.0, "max": 30.0, "step": 0.1, **tip(
-                "Noise schedule shift; 0 = auto (7 for 480p, 11 for 720p, as the official command line).")}),
+                "Noise schedule shift; 0 = auto as the official command lines: MultiTalk 7 at 480p, 11 at 720p; "
+                "AnyTalker 3 at 480p, 5 at 720p.")}),
             "text_scale": ("FLOAT", {"default": 5.0, "min": 0.0, "max": 20.0, "step": 0.1, **tip(
-                "Text guidance. 1 switches to two-pass audio-only guidance (for distilled LoRAs).")}),
+                "Text guidance. 1 switches to two-pass audio-only guidance (for distilled LoRAs). AnyTalker: its "
+                "one guidance scale (official 4.5; prompt and audio together against negative prompt and silence; "
+                "1 = no guidance).")}),
             "audio_scale": ("FLOAT", {"default": 4.0, "min": 0.0, "max": 20.0, "step": 0.1, **tip(
-                "Audio guidance: higher follows the audio (lips) more strongly.")}),
+                "Audio guidance: higher follows the audio (lips) more strongly. MultiTalk family only (AnyTalker "
+                "guides with text_scale alone).")}),
             "seed": ("INT", {"default": 0, "min": 0, "max": 2**63 - 1, **tip("Noise seed: same seed, same frames.")}),
             "sampler": (list(SOLVERS), {"default": "euler", **tip(
-                "euler: the official solver. unipc: second order, similar quality in fewer steps.")}),
+                "euler: the official MultiTalk solver. unipc: second order, similar quality in fewer steps; "
+                "AnyTalker's official solver (on its own schedule).")}),
             "mode": (list(MODES), {"default": "multitalk", **tip(
                 "single: one window. multitalk: chain windows on the last generated frames (official). "
-                "infinitetalk: re-anchor every window on the reference image (less drift; InfiniteTalk weights).")}),
+                "infinitetalk: re-anchor every window on the reference image (less drift; InfiniteTalk weights). "
+                "AnyTalker: single = the official one pass over the whole audio (memory grows with length); "
+                "multitalk / infinitetalk = the pack's windowed long video.")}),
             "window_frames": ("INT", {"default": 81, "min": 5, "max": 201, "step": 4, **tip(
-                "Frames per window, 4n+1 (the models were trained on 81).")}),
+                "Frames per window, 4n+1 (the models were trained on 81). Not used by AnyTalker's single mode "
+                "(the whole clip).")}),
             "motion_frames": ("INT", {"default": 0, "min": 0, "max": 200, **tip(
                 "Frames carried between windows; 0 = the mode's default (multitalk 25, infinitetalk 9).")}),
             "color_correction": ("FLOAT", {"default": OFFICIAL_STRENGTH, "min": 0.0, "max": 1.0, "step": 0.05, **tip(
                 "Pull each window's colours towards the reference image (Lab mean/std transfer, exact as the "
                 "official), against colour drift. 1.0 is the official default in every mode (MultiTalk and "
-                "InfiniteTalk command lines); 0 turns it off.")}),
+                "InfiniteTalk command lines); 0 turns it off. AnyTalker's official pipeline has none: 0 for its "
+                "official output.")}),
             "max_frames": ("INT", {"default": 0, "min": 0, "max": 100000, **tip(
                 "Cap on the video's frames; 0 = as long as the audio.")}),
             "routing": (list(ROUTING_MODES), {"default": "lrope", **tip(
                 "How several speakers bind to their tracks. lrope: the paper's L-RoPE (trained for 2). "
-                "masked: per-speaker attention gated by each speaker's region (any count).")}),
+                "masked: per-speaker attention gated by each speaker's region (any count). MultiTalk family only: "
+                "AnyTalker binds each track to its face.")}),
             "apg": ("BOOLEAN", {"default": False, **tip(
                 "Adaptive projected guidance (momentum -0.75, norm threshold 55): fewer artefacts at high scales.")}),
         },
-        "optional": {
-            "clip_vision": ("CLIP_VISION", tip(
-                "Optional CLIP vision model: in multitalk mode each window's CLIP features then come from its "
-                "last known frame, as the official pipeline does; without it the reference's are reused.")),
-            "batch_guidance": ("BOOLEAN", {"default": True, **tip(
-                "Run the guidance passes as one batch (faster); off uses less VRAM.")}),
-            "stream_to": ("STRING", {"default": "", **tip(
-                "Optional .mp4 path: frames are written there window by window with the soundtrack, so RAM "
-                "stays bounded for long videos; the IMAGE output then holds only the last frame.")}),
-            **timeline_inputs(),
-        },
+        "optional": _optional_inputs(),
+    }
+
+
+def _optional_inputs() -> dict:
+    tip = lambda text: {"tooltip": text}  # noqa: E731
+    return {
+        "clip_vision": ("CLIP_VISION", tip(
+            "Optional CLIP vision model: in multitalk mode each window's CLIP features then come from its "
+            "last known frame, as the official pipeline does; without it the reference's are reused. "
+            "Required for AnyTalker, which encodes every face crop with it.")),
+        "batch_guidance": ("BOOLEAN", {"default": True, **tip(
+            "Run the guidance passes as one batch (faster); off uses less VRAM.")}),
+        "stream_to": ("STRING", {"default": "", **tip(
+            "Optional .mp4 path: frames are written there window by window with the soundtrack, so RAM "
+            "stays bounded for long videos; the IMAGE output then holds only the last frame.")}),
+        **timeline_inputs(),
     }
 
 
 class MultiTalkSampler:
     DESCRIPTION = ("Generates the talking video: guided flow sampling of the MultiTalk DiT over as many windows "
                    "as the audio needs, each speaker's lips driven by their own track. Progress shows windows x "
-                   "steps, VAE chunks and CLIP encodings; Cancel stops within one model pass or one VAE chunk.")
+                   "steps, VAE chunks and CLIP encodings; Cancel stops within one model pass or one VAE chunk. "
+                   "With an AnyTalker model it runs AnyTalker's conditions, guidance and schedule (one pass, or "
+                   "windows as the pack's extension).")
     CATEGORY = CATEGORY
     FUNCTION = "sample"
     RETURN_TYPES = ("IMAGE", "AUDIO", "FLOAT", "STRING")
     RETURN_NAMES = ("frames", "audio", "fps", "video_path")
     OUTPUT_TOOLTIPS = ("The video frames (exactly the audio's length at its fps).",
-                       "The mixed soundtrack trimmed to the frames.", "Frames per second (25).",
+                       "The mixed soundtrack trimmed to the frames.",
+                       "Frames per second: the audio's (MultiTalk 25; AnyTalker 24, not the official 16 quirk).",
                        "The streamed mp4 when stream_to is set, else empty.")
 
     @classmethod
@@ -108,6 +133,19 @@ class MultiTalkSampler:
             motion_frames=motion_frames or default_motion_frames(mode), colour_strength=color_correction,
             max_frames=max_frames, routing=routing, batch_guidance=batch_guidance)
         validate_settings(settings)  # before the model moves to the device
+        family = model_family(model.model)
+        check_audio_fits(family, getattr(audio, "family", "multitalk"))  # the other family's wav2vec: say which
+        if family in ANYTALKER_FAMILIES:
+            values = dict(positive=positive, negative=negative, clip_vision_output=clip_vision_output, image=image,
+                          steps=steps, shift=shift, text_scale=text_scale, audio_scale=audio_scale, seed=seed,
+                          sampler=sampler, mode=mode, window_frames=window_frames, motion_frames=motion_frames,
+                          color_correction=color_correction, max_frames=max_frames, apg=apg,
+                          batch_guidance=batch_guidance)
+            settings, inputs, make, family_notes = anytalker_job(values, speakers, audio, clip_vision, timelines)
+            validate_settings(settings)
+            notes += family_notes
+            return self._finish(model, vae, inputs, settings, audio, clip_vision, stream_path, notes, speakers,
+                                make)
         inputs = GenerationInputs(
             positive=conditioning_tensor(positive, "positive"), negative=conditioning_tensor(negative, "negative"),
             reference=fit_reference(image, speakers), clip_features=penultimate_features(clip_vision_output),
@@ -116,9 +154,13 @@ class MultiTalkSampler:
         if getattr(model.model, "fresh_audio_layers", False):
             notes.append("The model's audio layers are untrained (fresh_audio_layers): lips will not follow the "
                          "audio. Load multitalk.safetensors or a trained adapter.")
+        return self._finish(model, vae, inputs, settings, audio, clip_vision, stream_path, notes, speakers)
+
+    def _finish(self, model, vae, inputs, settings, audio, clip_vision, stream_path, notes, speakers,
+                make=VideoGenerator):
         dit = model.to_device(*_work_size(settings, speakers))
         try:
-            outputs, plan_notes = self._run(dit, vae, inputs, settings, audio, clip_vision, stream_path,
+            outputs, plan_notes = self._run(dit, vae, inputs, settings, audio, clip_vision, stream_path, make,
                                             getattr(model, "ensure_loaded", None))
         finally:
             model.release()
@@ -128,10 +170,11 @@ class MultiTalkSampler:
         return {"ui": comfy_bridge.notes_ui(notes), "result": outputs}
 
     @staticmethod
-    def _run(dit, vae, inputs, settings, audio, clip_vision, stream_to, ensure_loaded=None) -> tuple[tuple, list[str]]:
-        """(the node's outputs, the plan's notes)."""
+    def _run(dit, vae, inputs, settings, audio, clip_vision, stream_to, make=VideoGenerator,
+             ensure_loaded=None) -> tuple[tuple, list[str]]:
+        """(the node's outputs, the plan's notes); `make` builds the model family's generator."""
         hooks = Hooks(check_interrupt=_before_step(ensure_loaded), clip_encoder=clip_encoder_for(clip_vision))
-        generator = VideoGenerator(dit, vae, inputs, settings, hooks)
+        generator = make(dit, vae, inputs, settings, hooks)
         attach_progress(hooks, generator.total_units)  # steps, VAE chunks, CLIP; previews; window counter
         soundtrack = audio.mixed_between(0, generator.plan.output_frames)
         if not stream_to:

@@ -4,6 +4,8 @@ from __future__ import annotations
 import logging
 from typing import Optional
 
+from ..models.anytalker.layout import build_face_layout
+from ..models.audio.wav2vec_loader import WAV2VEC_ANYTALKER
 from ..models.speakers import (MAX_TRACKS, OVERLAP_RULES, RESOLUTIONS, SpeakerLayout, build_speaker_layout,
                                parse_boxes, render_preview, resolve_speaker_count)
 from .comfy_bridge import notes_ui, save_temp_images
@@ -18,25 +20,31 @@ TOOLTIPS = {
                     "else 2. Must match the audio tracks.",
     "resolution": "Bucket table of the sampler: 480p or 720p (what the models were trained at). The image "
                   "is resized and centre-cropped to the nearest aspect ratio. 240p and 120p are draft sizes "
-                  "for quick previews and CPU tests.",
+                  "for quick previews and CPU tests. AnyTalker: the pixel budget (480p = 832*480, 720p = "
+                  "1280*720) at the picture's own aspect ratio, no crop.",
     "boxes": "One line per speaker in track order: 'x, y, width, height' in pixels of the reference "
-             "image (or fractions 0..1). A blank line or 'auto' = automatic. mask_k wins over line k.",
+             "image (or fractions 0..1). A blank line or 'auto' = automatic. mask_k wins over line k. "
+             "AnyTalker: box the face (made square, as the official).",
     "overlap": "Who gets a pixel claimed by several speakers: the one whose region centre is nearest, "
-               "the smaller region, or keep the overlap (official behaviour).",
-    "audio": "Speaker audio; its number of tracks sets the number of speakers (track k drives speaker k).",
+               "the smaller region, or keep the overlap (official behaviour). MultiTalk family only.",
+    "audio": "Speaker audio; its number of tracks sets the number of speakers (track k drives speaker k). "
+             "AnyTalker audio (wav2vec2-base-960h) makes this a face layout: one face per track.",
 }
 
 
 def _mask_input(k: int) -> tuple:
     return ("MASK", {"tooltip": f"Region of speaker {k} (audio track {k}), e.g. painted in the mask "
-                                f"editor. Wins over box line {k}. Leave unconnected for a box or automatic."})
+                                f"editor (AnyTalker: paint the face). Wins over box line {k}. Leave unconnected "
+                                "for a box or automatic."})
 
 
 class MultiTalkSpeakers:
     DESCRIPTION = (
         "Places every speaker on the reference image: from a painted MASK, a box, or automatic face "
         "detection (left to right). Buckets and crops the image exactly as the sampler will, and shows "
-        "the binding: each speaker's region tinted in its colour with its track number."
+        "the binding: each speaker's region tinted in its colour with its track number. With AnyTalker audio "
+        "it places one face per track instead (paint or box the faces; automatic: the largest faces, left to "
+        "right) on the whole picture, as the official AnyTalker."
     )
     CATEGORY = "MultiTalk/speakers"
     FUNCTION = "place"
@@ -45,9 +53,10 @@ class MultiTalkSpeakers:
     OUTPUT_TOOLTIPS = (
         "Speaker layout for the sampler: bucketed image, per-speaker masks, latent-grid masks.",
         "The bucketed image with each speaker's region tinted and numbered by audio track.",
-        "The reference image resized and centre-cropped to the bucket the sampler uses.",
-        "Bucketed width in pixels.",
-        "Bucketed height in pixels.",
+        "The reference image resized and centre-cropped to the bucket the sampler uses (AnyTalker: the "
+        "picture as is, which its CLIP features and face crops come from).",
+        "Bucketed width in pixels (AnyTalker: the video's width).",
+        "Bucketed height in pixels (AnyTalker: the video's height).",
         "Text report: bucket, each speaker's source and region, and any warnings.",
     )
 
@@ -72,7 +81,8 @@ class MultiTalkSpeakers:
               audio=None, **masks):
         mask_list = [masks.get(f"mask_{k}") for k in range(1, MASK_INPUTS + 1)]
         tracks = len(audio.features) if audio is not None else None
-        layout = place_speakers(image, int(num_speakers), resolution, boxes, overlap, tracks, mask_list)
+        faces = getattr(audio, "family", None) == WAV2VEC_ANYTALKER  # AnyTalker: one face per track
+        layout = place_speakers(image, int(num_speakers), resolution, boxes, overlap, tracks, mask_list, faces=faces)
         for note in layout.notes:
             logger.warning("MultiTalkSpeakers: %s", note)
         preview = render_preview(layout.image, layout.masks)
@@ -87,12 +97,15 @@ PREVIEW_UI_KEY = "multitalk_speaker_preview"
 
 
 def place_speakers(image, num_speakers: int, resolution: str, boxes: str, overlap: str,
-                   tracks: Optional[int], masks: list, last_mask: int = 0) -> SpeakerLayout:
+                   tracks: Optional[int], masks: list, last_mask: int = 0, faces: bool = False) -> SpeakerLayout:
     """The node's layout from its inputs (also what the editor's server route previews).
-    last_mask: the highest connected mask input, when more are connected than `masks` holds."""
+    last_mask: the highest connected mask input, when more are connected than `masks` holds.
+    faces: AnyTalker's face regions (the picture at its own size) instead of MultiTalk's bucketed regions."""
     box_list = parse_boxes(boxes)
     connected = [k for k, m in enumerate(masks, start=1) if m is not None] + [last_mask]
     count = resolve_speaker_count(num_speakers, tracks, max(connected), len(box_list))
+    if faces:
+        return build_face_layout(image, count, resolution, masks, box_list)
     return build_speaker_layout(image, count, resolution, masks, box_list, overlap)
 
 

@@ -22,6 +22,8 @@ FOLDERS = {
     "clip_vision": "clip_vision",
     "vae": "vae",
     "wav2vec": "audio_encoders",
+    "anytalker_dit": "diffusion_models",  # tiny_anytalker_1_3B.pth, as the release ships it
+    "anytalker_wav2vec": "audio_encoders",  # the whole wav2vec2-base-960h-style folder
 }
 
 
@@ -35,6 +37,11 @@ def write_models(models_dir: str, seed: int = 0) -> dict[str, str]:
         for field, folder in FOLDERS.items():
             source = getattr(weights, field)
             os.makedirs(os.path.join(models_dir, folder), exist_ok=True)
+            if field == "anytalker_wav2vec":  # a Hugging Face folder: ComfyUI lists "<folder>/model.safetensors"
+                parent = os.path.dirname(source)
+                shutil.move(parent, os.path.join(models_dir, folder, os.path.basename(parent)))
+                names[field] = f"{os.path.basename(parent)}/{os.path.basename(source)}"
+                continue
             names[field] = os.path.basename(source)
             shutil.move(source, os.path.join(models_dir, folder, names[field]))
     names.update(_write_gguf_models(models_dir, seed))

@@ -10,8 +10,9 @@ import torch
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED_DIR = Path(os.environ.get("MULTITALK_SHARED_DIR", REPO_ROOT.parent / "shared"))
 
-# Two CPU cores on CI: more threads than cores only adds contention.
-torch.set_num_threads(min(2, torch.get_num_threads()))
+# Two CPU cores on CI: more threads than cores only adds contention. Under pytest-xdist each of
+# the (two) worker processes takes one core.
+torch.set_num_threads(1 if os.environ.get("PYTEST_XDIST_WORKER") else min(2, torch.get_num_threads()))
 
 
 @pytest.fixture(scope="session")

@@ -26,7 +26,7 @@ SECONDS, FPS = 1.0, 25  # 1 s of audio -> 25 frames
 UI_WORKFLOWS = {"multitalk_single_speaker", "multitalk_two_speakers", "multitalk_three_speakers",
                 "multitalk_long_video", "multitalk_native_loaders", "multitalk_train_audio_adapter",
                 "multitalk_dubbing", "multitalk_dubbing_two_speakers", "multitalk_dubbing_masked",
-                "multitalk_prompt_timeline"}
+                "multitalk_prompt_timeline", "anytalker_two_speakers", "anytalker_three_speakers"}
 
 
 @pytest.fixture(scope="module")
@@ -55,6 +55,8 @@ def test_every_pack_node_is_registered_without_import_errors(comfyui):
     assert models["dit_gguf"] in choices("MultiTalkModelLoader", "model")  # GGUF files listed too
     assert models["audio_weights_gguf"] in choices("MultiTalkModelLoader", "audio_weights")
     assert models["wav2vec"] in choices("MultiTalkWav2VecLoader", "model")
+    assert models["anytalker_dit"] in choices("MultiTalkModelLoader", "model")  # the released .pth layout
+    assert models["anytalker_wav2vec"] in choices("MultiTalkWav2VecLoader", "model")  # inside its HF folder
     assert models["vae"] in choices("MultiTalkVAELoader", "vae")
     # The frontend extension (WEB_DIRECTORY) is listed and served to the browser.
     scripts = [path for path in requests.get(url + "/extensions", timeout=30).json()
@@ -160,6 +162,40 @@ def test_other_templates_run(comfyui, tmp_path, name):
         frames = sum(1 for _ in container.decode(video=0))
     expected = int(0.6 * FPS) * (tracks if workflow["20"]["inputs"]["timeline_mode"] == "sequential" else 1)
     assert frames == expected, log_path.read_text()[-2000:]
+
+
+def test_anytalker_workflow_through_prompt_api(comfyui, tmp_path):
+    """The shipped AnyTalker workflow with the same nodes: the loaders read the family off the files."""
+    import av
+    import soundfile
+    from PIL import Image
+
+    from comfyui_multitalk.cli.workflow_files import shipped_api_workflow
+    from comfyui_multitalk.client import load_api_workflow, run_workflow
+
+    url, log_path, models = comfyui
+    workflow = load_api_workflow(shipped_api_workflow("anytalker_two_speakers"))
+    settings = tiny_settings(models)
+    settings["MultiTalkModelLoader"].update(model=models["anytalker_dit"], audio_weights="none")
+    settings["MultiTalkWav2VecLoader"].update(model=models["anytalker_wav2vec"])
+    settings["MultiTalkSampler"] = {"steps": 1, "seed": 1}  # the workflow's own mode: one pass, as the official
+    for node in workflow.values():
+        node["inputs"].update({k: v for k, v in settings.get(node["class_type"], {}).items() if k in node["inputs"]})
+    picture = tmp_path / "two_people.png"
+    Image.fromarray(np.random.default_rng(1).integers(0, 255, (240, 320, 3), dtype=np.uint8)).save(picture)
+    t = np.arange(int(SECONDS * 16000)) / 16000
+    for name, freq in (("a.wav", 220.0), ("b.wav", 330.0)):
+        soundfile.write(tmp_path / name, 0.2 * np.sin(2 * np.pi * freq * t) * (1 + np.sin(2 * np.pi * 3 * t)), 16000)
+    result = run_workflow(url, workflow, images=[str(picture)],
+                          audios=[str(tmp_path / "a.wav"), str(tmp_path / "b.wav")],
+                          output_dir=str(tmp_path / "out"), timeout_s=900)
+    videos = [path for path in result.files if path.endswith(".mp4")]
+    assert videos, f"no video among {result.files}\n{log_path.read_text()[-3000:]}"
+    with av.open(videos[0]) as container:
+        frames = sum(1 for _ in container.decode(video=0))
+        rate = float(container.streams.video[0].average_rate)
+        has_audio = bool(container.streams.audio)
+    assert (frames, rate) == (21, 24.0) and has_audio  # 1 s at 24 fps = 24 frames -> 4n+1 = 21
 
 
 def test_server_validation_errors_reach_the_client(comfyui, tmp_path):

@@ -12,7 +12,8 @@ from __future__ import annotations
 
 from typing import Iterable, Optional
 
-from ..errors import CheckpointError
+from ..audio.wav2vec_loader import WAV2VEC_ANYTALKER, WAV2VEC_FAMILIES, WAV2VEC_MULTITALK
+from ..errors import CheckpointError, GenerationInputError
 
 FAMILY_WAN = "wan"  # a Wan2.1 base without audio layers
 FAMILY_MULTITALK = "multitalk"
@@ -76,3 +77,23 @@ def check_combination(base_family: Optional[str], audio_family: Optional[str],
     if audio_family == FAMILY_MULTITALK:
         return FAMILY_MULTITALK
     return base_family
+
+
+def model_family(model: object) -> str:
+    """The family of a loaded DiT: AnyTalker models say so; the pack's MultiTalk DiT does not."""
+    return getattr(model, "family", FAMILY_MULTITALK)
+
+
+def wav2vec_for(family: Optional[str]) -> str:
+    """Which wav2vec2 a model family was trained with (a key of WAV2VEC_FAMILIES)."""
+    return WAV2VEC_ANYTALKER if family in ANYTALKER_FAMILIES else WAV2VEC_MULTITALK
+
+
+def check_audio_fits(family: Optional[str], audio_family: str) -> None:
+    """Refuse audio features made by the other family's wav2vec2, saying which loader to use."""
+    wanted = wav2vec_for(family)
+    if audio_family != wanted:
+        raise GenerationInputError(
+            f"The audio features were made with {WAV2VEC_FAMILIES.get(audio_family, audio_family)}, but the model is "
+            f"{describe_family(family)}, trained with {WAV2VEC_FAMILIES[wanted]}: load that wav2vec2 in MultiTalk "
+            "wav2vec2 Loader and encode the audio again.")

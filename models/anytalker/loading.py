@@ -54,6 +54,14 @@ def read_weights(source: Source) -> OpenedWeights:
                                    if k.startswith(prefix) and not k.endswith(".scale_weight")})
 
 
+def sources_family(base: Source, audio: Optional[Source] = None) -> str:
+    """The family a base file and an optional audio-layer file make (keys only, no tensor is read),
+    or a CheckpointError for a combination that cannot load (see check_combination)."""
+    base_family = detect_family(read_weights(base).keys)
+    audio_family = detect_family(read_weights(audio).keys) if audio is not None else None
+    return check_combination(base_family, audio_family, _name(base), _name(audio) if audio is not None else "")
+
+
 def _name(source: Source) -> str:
     return "<state dict>" if isinstance(source, Mapping) else os.fspath(source)
 

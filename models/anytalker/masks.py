@@ -54,18 +54,21 @@ def expand_face_masks(masks: torch.Tensor) -> torch.Tensor:
     return torch.stack([expand_face_mask(m.float()) for m in masks])
 
 
-def dit_mask(face_regions: torch.Tensor, latent_hw: tuple[int, int], frames: int) -> torch.Tensor:
+def dit_mask(face_regions: torch.Tensor, latent_hw: tuple[int, int], frames: int, known: int = 1) -> torch.Tensor:
     """The 4 mask channels of y: [4, T, h, w] for `frames` = 4(T-1)+1 video frames.
 
-    face_regions [H, W] is the sum of the expanded masks. Pixel frame 0 is all ones, later frames
-    the resized face regions; frame 0 is repeated 4 times and the frames fold 4 per latent frame."""
+    face_regions [H, W] is the sum of the expanded masks. Known pixel frames (the official: frame
+    0 only; our windowed loop: the motion frames carried in) are all ones, later frames the resized
+    face regions; frame 0 is repeated 4 times and the frames fold 4 per latent frame."""
     if frames < 1 or (frames - 1) % VAE_TIME_STRIDE:
         raise SpeakerInputError(f"{frames} video frames: the model needs 4n+1 (e.g. 81).")
+    if not 1 <= known <= frames:
+        raise SpeakerInputError(f"{known} known frames in a {frames}-frame window: give 1 to {frames}.")
     height, width = latent_hw
-    later = _resize(face_regions.float(), latent_hw)[None].expand(frames - 1, -1, -1)
-    first = torch.ones(VAE_TIME_STRIDE, height, width)
-    folded = torch.cat([first, later]).view(-1, VAE_TIME_STRIDE, height, width)  # [T, 4, h, w]
-    return folded.transpose(0, 1).contiguous()
+    regions = _resize(face_regions.float(), latent_hw)[None]
+    pixel = torch.cat([torch.ones(known, height, width), regions.expand(frames - known, -1, -1)])  # [F, h, w]
+    folded = torch.cat([pixel[:1].expand(VAE_TIME_STRIDE - 1, -1, -1), pixel])  # frame 0 four times
+    return folded.view(-1, VAE_TIME_STRIDE, height, width).transpose(0, 1).contiguous()  # [4, T, h, w]
 
 
 def token_masks(expanded: torch.Tensor, token_hw: tuple[int, int]) -> torch.Tensor:

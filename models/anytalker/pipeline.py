@@ -46,10 +46,38 @@ def image_tensor(image: torch.Tensor | np.ndarray) -> torch.Tensor:
     return x.permute(2, 0, 1).sub(0.5).div(0.5)
 
 
+def resized_image(image: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """[3, H, W] in [-1, 1] -> [3, h, w]: bicubic, not clamped (the official VAE input's first frame)."""
+    return F.interpolate(image[None].float(), size=size, mode="bicubic")[0]
+
+
 def vae_input(image: torch.Tensor, size: tuple[int, int], frames: int) -> torch.Tensor:
     """[3, H, W] in [-1, 1] -> [3, F, h, w]: the image bicubic-resized (no clamp), then zero frames."""
-    first = F.interpolate(image[None].float(), size=size, mode="bicubic")[0]  # [3, h, w]
+    first = resized_image(image, size)  # [3, h, w]
     return torch.cat([first[:, None], torch.zeros(3, frames - 1, *size)], dim=1)
+
+
+@dataclass
+class Identities:
+    """Who is who: each identity's face features and masks, and the face regions of y."""
+
+    faces: torch.Tensor  # [N, 257, 1280]: CLIP of each face crop, track order
+    face_masks: torch.Tensor  # [N, h/16, w/16] soft token masks (static in time)
+    face_regions: torch.Tensor  # [H, W] sum of the expanded face masks (the "dit mask" source)
+
+
+def identities(image: torch.Tensor, faces: FaceRegions, size: tuple[int, int],
+               encode_clip: ClipEncoder) -> Identities:
+    """Face crops through CLIP and the expanded masks, from the image [3, H, W] in [-1, 1] at its own
+    resolution and the video size (h, w) in pixels."""
+    if faces.masks.shape[1:] != image.shape[1:]:
+        raise GenerationInputError(f"Face masks are {tuple(faces.masks.shape[1:])} but the image is "
+                                   f"{tuple(image.shape[1:])}: give masks at the image's own size.")
+    expanded = expand_face_masks(faces.masks)
+    features = [encode_clip(crop_face(image, box)[:, None]) for box in faces.boxes_xywh]
+    return Identities(faces=torch.cat(features, dim=0).float(),
+                      face_masks=token_masks(expanded, (size[0] // 16, size[1] // 16)),
+                      face_regions=expanded.sum(dim=0))
 
 
 def build_conditions(image: torch.Tensor | np.ndarray, faces: FaceRegions, frames: int, max_area: int,
@@ -62,12 +90,9 @@ def build_conditions(image: torch.Tensor | np.ndarray, faces: FaceRegions, frame
                                    f"{tuple(pixels.shape[1:])}: give masks at the image's own size.")
     clip_fea = encode_clip(pixels[:, None])
     latent = encode_vae(vae_input(pixels, (height, width), frames))
-    expanded = expand_face_masks(faces.masks)
-    latent_hw = (height // 8, width // 8)
-    y = torch.cat([dit_mask(expanded.sum(dim=0), latent_hw, frames), latent.float().cpu()], dim=0)
-    face_features = [encode_clip(crop_face(pixels, box)[:, None]) for box in faces.boxes_xywh]
-    return AnyTalkerConditions(y=y, clip_fea=clip_fea, faces=torch.cat(face_features, dim=0),
-                               face_masks=token_masks(expanded, (latent_hw[0] // 2, latent_hw[1] // 2)),
+    who = identities(pixels, faces, (height, width), encode_clip)
+    y = torch.cat([dit_mask(who.face_regions, (height // 8, width // 8), frames), latent.float().cpu()], dim=0)
+    return AnyTalkerConditions(y=y, clip_fea=clip_fea, faces=who.faces, face_masks=who.face_masks,
                                size=(height, width), frames=frames)
 
 

@@ -16,7 +16,7 @@ from .speaker_audio import SpeakerAudio, build_speaker_audio, check_speaker_coun
 from .timeline import TIMELINE_MODES, build_timeline, frames_for_samples, mix_tracks, parse_seconds_list
 from .timeline_image import draw_timeline
 from .wav2vec_features import encode_track
-from .wav2vec_loader import Wav2VecEncoder, load_wav2vec
+from .wav2vec_loader import WAV2VEC_ANYTALKER, WAV2VEC_FAMILIES, WAV2VEC_MULTITALK, Wav2VecEncoder, load_wav2vec
 from .windows import AUDIO_WINDOW, stack_speaker_windows, window_features
 
 __all__ = [
@@ -25,6 +25,9 @@ __all__ = [
     "SPEAKER_COLORS",
     "TARGET_LUFS",
     "TIMELINE_MODES",
+    "WAV2VEC_ANYTALKER",
+    "WAV2VEC_FAMILIES",
+    "WAV2VEC_MULTITALK",
     "SpeakerAudio",
     "Wav2VecEncoder",
     "audio_dict_to_numpy",

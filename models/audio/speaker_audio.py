@@ -14,7 +14,7 @@ from .activity import voice_activity
 from .prepare import SAMPLE_RATE, is_silent
 from .timeline import build_timeline, mix_tracks, samples_for_frames
 from .wav2vec_features import encode_track
-from .wav2vec_loader import Wav2VecEncoder
+from .wav2vec_loader import WAV2VEC_MULTITALK, Wav2VecEncoder
 from .windows import AUDIO_WINDOW, stack_speaker_windows
 
 logger = logging.getLogger(__name__)
@@ -26,7 +26,9 @@ class SpeakerAudio:
 
     features: one float32 CPU tensor [T, L, C] per speaker (T = num_frames, L wav2vec
         layers = 12, C hidden = 768), computed on that speaker's track over the WHOLE timeline
-        (silence where others speak), exactly as the official pipeline does.
+        (silence where others speak), exactly as the official pipeline does. For AnyTalker
+        (family "anytalker") the official windows instead: [T, 5, L, C] per speaker, bf16
+        (models/anytalker/audio_timeline.py).
     num_frames: video frames T of the whole timeline (int(seconds * fps) or as requested).
     fps: video frame rate the features were interpolated to (25 for the released models).
     sample_rate: rate of `tracks` and `mixed` (16000).
@@ -40,6 +42,8 @@ class SpeakerAudio:
     starts: per speaker, first timeline sample of its track.
     lengths: per speaker, samples its track occupies on the timeline.
     warnings: human-readable notes raised while building (silent tracks, ...).
+    family: the model family the features are for, from the wav2vec that made them
+        ("multitalk": chinese-wav2vec2-base; "anytalker": wav2vec2-base-960h).
     """
 
     features: list[torch.Tensor]
@@ -55,6 +59,7 @@ class SpeakerAudio:
     starts: list[int] = field(default_factory=list)
     lengths: list[int] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    family: str = WAV2VEC_MULTITALK
 
     @property
     def num_speakers(self) -> int:

@@ -27,6 +27,13 @@ _WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
 # `do_normalize: false`; files without a preprocessor config (ComfyUI's single-file repack)
 # must compute what that folder computes.
 RELEASED_DO_NORMALIZE = False
+# Which model family an encoder's features are for. MultiTalk / InfiniteTalk were trained on
+# TencentGameMate/chinese-wav2vec2-base (a pre-trained model, no CTC head); AnyTalker on
+# facebook/wav2vec2-base-960h, an English CTC fine-tune (`lm_head.*`, Wav2Vec2ForCTC).
+WAV2VEC_MULTITALK = "multitalk"
+WAV2VEC_ANYTALKER = "anytalker"
+WAV2VEC_FAMILIES = {WAV2VEC_MULTITALK: "chinese-wav2vec2-base (MultiTalk / InfiniteTalk)",
+                    WAV2VEC_ANYTALKER: "wav2vec2-base-960h (AnyTalker)"}
 
 
 @dataclass
@@ -36,6 +43,7 @@ class Wav2VecEncoder:
     model: torch.nn.Module  # transformers Wav2Vec2Model
     do_normalize: bool  # zero-mean/unit-variance input normalisation (preprocessor config)
     source: str  # file or folder it was loaded from
+    family: str = WAV2VEC_MULTITALK  # the model family its features are for (WAV2VEC_FAMILIES)
 
     @property
     def dtype(self) -> torch.dtype:
@@ -55,12 +63,17 @@ def load_wav2vec(
     dtype: torch.dtype = torch.float32,
     num_attention_heads: Optional[int] = None,
     attn_implementation: str = "sdpa",
+    family: Optional[str] = None,
 ) -> Wav2VecEncoder:
     """Load a wav2vec2 from a Hugging Face folder or a .safetensors/.bin file (on CPU).
 
     `attn_implementation` "sdpa" keeps attention memory linear in the clip length (the
     official code's "eager" materialises T x T scores per head); both give the same features.
+    `family` (WAV2VEC_FAMILIES) says which model family the features are for; None reads it off the
+    file: a CTC head (or a Wav2Vec2ForCTC config) is wav2vec2-base-960h, AnyTalker's encoder.
     """
+    if family is not None and family not in WAV2VEC_FAMILIES:
+        raise CheckpointError(f"Unknown wav2vec family '{family}': choose one of {', '.join(WAV2VEC_FAMILIES)}.")
     path = os.path.expanduser(str(path))
     note_input(path)  # a folder records its config and weights files
     config_dict, do_normalize = None, RELEASED_DO_NORMALIZE
@@ -77,10 +90,20 @@ def load_wav2vec(
         raise CheckpointError(
             f"wav2vec2 path '{path}' does not exist: give a Hugging Face folder or a .safetensors file."
         )
-    state = normalize_state_dict(_read_weights(weights_path), weights_path)
+    raw = _read_weights(weights_path)
+    family = family or detect_wav2vec_family(raw, config_dict)
+    state = normalize_state_dict(raw, weights_path)
     config = _build_config(config_dict or infer_config(state, weights_path), num_attention_heads, attn_implementation)
     model = _instantiate(config, state, weights_path)
-    return Wav2VecEncoder(model=model.to(dtype).eval(), do_normalize=do_normalize, source=path)
+    return Wav2VecEncoder(model=model.to(dtype).eval(), do_normalize=do_normalize, source=path, family=family)
+
+
+def detect_wav2vec_family(state: dict, config: Optional[dict]) -> str:
+    """WAV2VEC_ANYTALKER for a CTC fine-tune (wav2vec2-base-960h), else WAV2VEC_MULTITALK."""
+    architectures = (config or {}).get("architectures") or []
+    if "lm_head.weight" in state or "Wav2Vec2ForCTC" in architectures:
+        return WAV2VEC_ANYTALKER
+    return WAV2VEC_MULTITALK
 
 
 def _read_folder_configs(folder: str) -> tuple[Optional[dict], bool]:

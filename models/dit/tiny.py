@@ -20,9 +20,14 @@ def tiny_dit_config(num_layers: int = 2, dim: int = 32, num_heads: int = 2) -> D
 
 def random_dit_state_dict(config: DiTConfig, seed: int = 0) -> dict[str, torch.Tensor]:
     """Seeded random weights for `config`: norm scales near 1, small matrices and biases."""
-    generator = torch.Generator().manual_seed(seed)
     with torch.device("meta"):
         model = MultiTalkDiT(config)
+    return random_state_of(model, seed)
+
+
+def random_state_of(model: nn.Module, seed: int = 0) -> dict[str, torch.Tensor]:
+    """Seeded random values for every tensor of a (meta) model, in sorted key order."""
+    generator = torch.Generator().manual_seed(seed)
     norm_weights = {f"{name}.weight" for name, m in model.named_modules() if isinstance(m, (nn.LayerNorm, RMSNorm))}
     state = {}
     for key, tensor in sorted(model.state_dict().items()):
@@ -31,7 +36,7 @@ def random_dit_state_dict(config: DiTConfig, seed: int = 0) -> dict[str, torch.T
             state[key] = 1.0 + 0.1 * noise
         elif key.endswith("modulation"):
             state[key] = noise / tensor.shape[-1] ** 0.5
-        elif key.startswith("audio_proj") and tensor.dim() == 2:
+        elif key.startswith(("audio_proj", "audio_emb")) and tensor.dim() == 2:
             state[key] = 0.02 * noise  # the flattened wav2vec windows are 46k wide
         else:
             state[key] = (0.1 if tensor.dim() >= 2 else 0.05) * noise

@@ -78,7 +78,7 @@ def validate_inputs(inputs: GenerationInputs, settings: SamplerSettings) -> None
 class VideoGenerator:
     def __init__(self, model: Any, vae: Any, inputs: GenerationInputs, settings: SamplerSettings,
                  hooks: Optional[Hooks] = None):
-        validate_inputs(inputs, settings)
+        self._check_inputs(inputs, settings)
         validate_settings(settings)
         self.model, self.vae, self.inputs, self.settings = model, vae, inputs, settings
         self.hooks = hooks or Hooks()
@@ -121,7 +121,7 @@ class VideoGenerator:
         name, lat = f"window {window.index + 1}/{len(self.plan.windows)}", latent_frames(settings.window)
         if chained:
             with self.work.vae(self.vae, "encode", lat, f"{name}, encoding"):
-                y, known_latent = window_condition(self.vae, previous, settings.window)
+                y, known_latent = self._condition(previous)
             clip = self._clip(previous[-1:], name)
         else:  # the anchor alone: encoded once per distinct anchor
             y, known_latent, clip = self._anchor_condition(self.conditions.anchor(window), name, lat)
@@ -146,10 +146,25 @@ class VideoGenerator:
         """(y, the anchor's latent, CLIP features) of an anchor, cached by its key."""
         if anchor.key not in self._anchor_cache:
             with self.work.vae(self.vae, "encode", lat, f"{name}, encoding"):
-                y, latent = window_condition(self.vae, anchor.image[None], self.settings.window)
+                y, latent = self._condition(anchor.image[None])
             clip = anchor.clip if anchor.clip is not None else self._encode_clip(anchor.image[None], name)
             self._anchor_cache = {anchor.key: (y, latent, clip)}  # anchors do not come back once left
         return self._anchor_cache[anchor.key]
+
+    # Per-family steps (models/anytalker/sampling.py overrides them; the rest of the loop is shared).
+    def _check_inputs(self, inputs: GenerationInputs, settings: SamplerSettings) -> None:
+        validate_inputs(inputs, settings)
+
+    def _condition(self, known: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Known frames [k, H, W, 3] -> (y [1, 20, T, h, w], their latent [1, 16, t_k, h, w])."""
+        return window_condition(self.vae, known, self.settings.window)
+
+    def _solver(self):
+        return make_solver(self.settings.solver, self.settings.steps, self.settings.shift)
+
+    def _model_time(self, solver, index: int) -> torch.Tensor:
+        """The timestep the model sees at step `index` (solver.timesteps also drive the motion re-noising)."""
+        return solver.timesteps[index]
 
     def _clip(self, frame: torch.Tensor, name: str) -> torch.Tensor:
         if self.hooks.clip_encoder is None:  # no CLIP model given: keep the reference's features
@@ -180,7 +195,7 @@ class VideoGenerator:
     def _sample(self, window: Window, batch: dict, motion: Optional[torch.Tensor], renoise: bool,
                 blend: Optional[WindowBlend] = None) -> torch.Tensor:
         settings = self.settings
-        solver = make_solver(settings.solver, settings.steps, settings.shift)
+        solver = self._solver()
         shape = (1, 16, latent_frames(settings.window), *batch["y"].shape[-2:])
         noise = torch.randn(shape, generator=self.generator).to(self.device)
         apg = APGState(settings.apg_momentum, settings.apg_norm_threshold) if settings.apg else None
@@ -188,7 +203,7 @@ class VideoGenerator:
         count = len(self.plan.windows)
         for i in range(settings.steps):
             self.hooks.check_interrupt()
-            velocity = self._guided_velocity(latent, solver.timesteps[i], batch, apg)
+            velocity = self._guided_velocity(latent, self._model_time(solver, i), batch, apg)
             if self.hooks.on_step is not None:  # x0 = x_t - t * v (flow matching)
                 self.hooks.on_step(latent - velocity * (solver.timesteps[i] / 1000), window.index, i)
             latent = self._constrain(solver.step(latent, velocity, i), noise, blend, motion, renoise,
