@@ -35,6 +35,8 @@ TEMPLATES = ["multitalk_single_speaker", "multitalk_two_speakers", "multitalk_th
              "anytalker_two_speakers", "anytalker_three_speakers"]
 REAL_MODELS = ("wan2.1_i2v_480p_14B_fp16.safetensors", "wav2vec2-chinese-base_fp16.safetensors",
                "clip_vision_h.safetensors", "wan_2.1_vae.safetensors")
+# The other downloadable files some templates use (adapters and the text encoder).
+MORE_MODELS = {"multitalk.safetensors", "infinitetalk.safetensors", "umt5_xxl_fp8_e4m3fn_scaled.safetensors"}
 SETTINGS = {"Comfy.TutorialCompleted": True}  # no first-run template dialog
 
 
@@ -89,7 +91,9 @@ def test_template_opens_intact_laid_out_and_says_what_is_missing(session, name):
     extensions = page.js("return window.app.extensions.map((e) => e.name)")
     assert {"MultiTalk.NodeNotes", "MultiTalk.Progress", "MultiTalk.SpeakerEditor", "MultiTalk.Timeline"} <= set(extensions)
     workflow, dialog = open_template(page, server.url, name)
-    for model in REAL_MODELS:  # the user has none of them: each is listed with where it goes
+    listed = {m["name"] for n in workflow["nodes"] for m in n.get("properties", {}).get("models", [])}
+    assert listed and listed <= set(REAL_MODELS) | MORE_MODELS
+    for model in listed:  # the user has none of them: each is listed with where it goes
         assert model in dialog, f"{model} not in the missing-models dialog:\n{dialog}"
     state = page.js(STATE_JS)
     assert {int(k): v["values"] for k, v in state["nodes"].items()} == \
@@ -97,7 +101,8 @@ def test_template_opens_intact_laid_out_and_says_what_is_missing(session, name):
     assert sorted(state["links"]) == sorted(link[:5] for link in workflow["links"])
     page.shot(f"{name}_first_screen")
     for node_id in (next(n["id"] for n in workflow["nodes"] if n["type"] == "MarkdownNote"),
-                    min((n for n in workflow["nodes"] if n["type"] in ("LoadImage", "MultiTalkPrepareDataset")),
+                    min((n for n in workflow["nodes"] if n["type"] in ("LoadImage", "LoadVideo",
+                                                                         "MultiTalkPrepareDataset")),
                         key=lambda n: (n["pos"][0], n["pos"][1]))["id"]):
         where = page.js(SCREEN_JS, node_id)
         (x0, y0, x1, y1), (v0, w0, v1, w1) = where["node"], where["view"]

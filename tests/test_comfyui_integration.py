@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 from urllib.parse import urljoin
 
+import numpy as np
 import pytest
 import requests
 
