@@ -10,7 +10,8 @@ For one 81-frame 480p window (832x480, 21 x 30 x 52 = 32760 tokens) with 2 speak
      gpu_flops.py), peak VRAM, and our time relative to the official's;
   2. whole-window times for (a) the official settings (40 steps x 3 passes, bf16), (b) a distilled
      schedule (--fast-steps x --fast-passes: 4 x 2 = step-distilled LoRA with audio guidance),
-     (c) (b) + compile + fp8 products (+ caching once it lands), (d) (b) under a --cap-gb memory cap
+     (c) (b) + compile + fp8 products + a step cache (--fast-cache, default MagCache: skipped steps
+     cost a light call without the blocks), (d) (b) under a --cap-gb memory cap
      with block swap. Window time = steps x (time of one call running all passes) + VAE encode and
      decode, each timed (a few calls after warm-up), not a full sampling run: the sampler adds only
      elementwise work between calls.
@@ -47,6 +48,7 @@ def _import_pack() -> None:
 
 
 _import_pack()
+from bench_cache import CACHES  # noqa: E402
 from bench_gpu_report import Report  # noqa: E402
 from bench_gpu_runs import Bench  # noqa: E402
 
@@ -57,6 +59,10 @@ def parse() -> argparse.Namespace:
                         help="folder holding the official wan/ package (a snapshot of MeiGen-AI/MultiTalk)")
     parser.add_argument("--fast-steps", type=int, default=4, help="steps of configurations (b)-(d)")
     parser.add_argument("--fast-passes", type=int, default=2, choices=(1, 2, 3), help="guidance passes of (b)-(d)")
+    parser.add_argument("--fast-cache", default="magcache", choices=CACHES,
+                        help="step cache of (c): MagCache plans from its calibrated ratios (none: off)")
+    parser.add_argument("--fast-cache-threshold", type=float, default=-1.0,
+                        help="its threshold (-1: the method's recommended value)")
     parser.add_argument("--cap-gb", type=float, default=24.0, help="memory cap of (d), GiB")
     parser.add_argument("--repeats", type=int, default=2, help="timed calls per forward (after one warm-up)")
     parser.add_argument("--window-repeats", type=int, default=1, help="timed calls per window configuration")

@@ -13,6 +13,7 @@ from comfyui_multitalk.models.dit.config import DiTConfig
 from comfyui_multitalk.models.dit.placement import DiTPlacement
 from comfyui_multitalk.models.dit.runtime import RuntimeOptions, with_runtime
 from comfyui_multitalk.models.dit.tiny import tiny_dit_config
+from bench_cache import cache_plan, reuse_blocks
 from gpu_flops import Shapes, dense_bf16_peak, forward_flops
 from gpu_setup import PASSES, Window, fp8_model, gguf_q8_model, pass_inputs, peak_gb, random_state, random_vae, \
     reset_peak, synchronize, timed
@@ -151,23 +152,40 @@ class Bench:
         options = RuntimeOptions(fp8_matmul=True, compile=not self.args.no_compile, guidance_batch="batched",
                                  attention="sdpa_cudnn" if cudnn else "keep")
         name, start = "(c) (b) + compile + fp8 products", time.perf_counter()
+        if self.args.fast_cache != "none":
+            name += f" + {self.args.fast_cache}"
         try:
-            result = self.forward(name, with_runtime(self.fp8(), options), self.args.fast_passes, "window",
-                                  self.args.fast_steps)
+            model = with_runtime(self.fp8(), options)
+            result = self.forward(name, model, self.args.fast_passes, "window", self.args.fast_steps)
         except Exception as exc:  # e.g. a compiler without cuDNN attention support: PyTorch's SDPA instead
             if options.attention == "keep":
                 raise
             options = RuntimeOptions(fp8_matmul=True, compile=options.compile, guidance_batch="batched")
             start = time.perf_counter()
-            result = self.forward(name, with_runtime(self.fp8(), options), self.args.fast_passes, "window",
-                                  self.args.fast_steps)
+            model = with_runtime(self.fp8(), options)
+            result = self.forward(name, model, self.args.fast_passes, "window", self.args.fast_steps)
             result.notes.append(f"cuDNN attention failed here ({type(exc).__name__}); PyTorch's SDPA used")
         spent = time.perf_counter() - start - result.call_seconds * self.args.window_repeats
         result.notes.append(f"attention {options.attention if options.attention != 'keep' else 'sdpa'}")
         result.notes.append(f"compile + warm-up call {spent:.0f} s (once per session)" if options.compile
                             else "not compiled (--no-compile)")
-        result.notes.append("no step cache yet (TeaCache/MagCache/EasyCache come with issue 11 item 3)")
+        if self.args.fast_cache != "none":
+            self._with_cache(result, model)
         return result
+
+    def _with_cache(self, result: Result, model: torch.nn.Module) -> None:
+        """(c)'s figures as the step cache plans the steps: a step where every pass skips costs the
+        light call (blocks replaced by the kept residual); the others the full call, as timed."""
+        steps, passes = self.args.fast_steps, self.args.fast_passes
+        full, light, note = cache_plan(self.args.fast_cache, self.args.fast_cache_threshold, steps, passes, model)
+        args, kwargs = pass_inputs(self.cfg, self.window, passes, self.device)
+        light_s, _, _ = timed(lambda: model(*args, **kwargs, shortcut=reuse_blocks), self.device, 1,
+                              self.args.repeats)
+        uncached = result.call_seconds
+        result.call_seconds = (full * uncached + light * light_s) / steps  # mean per step, as the window sums
+        result.flops *= full / steps
+        result.notes.append(f"s/call = mean per step: {full} full calls + {light} light ({light_s:.3f} s, "
+                            f"blocks skipped); uncached {uncached:.3f} s/step; {note}")
 
     def gguf(self) -> Result:
         self.models.pop("fp8", None)
@@ -219,9 +237,9 @@ class Bench:
         placement = DiTPlacement(model, self.device, torch.device("cpu"), "auto")
         placement.unload()
         self.state = None
-        import torch._dynamo
+        from torch import _dynamo  # (a plain `import torch._dynamo` here would make `torch` local to this function)
 
-        torch._dynamo.reset()  # compiled graphs of (c) keep its fp8 model alive otherwise
+        _dynamo.reset()  # compiled graphs of (c) keep its fp8 model alive otherwise
         gc.collect()
         torch.cuda.empty_cache()
         before_cap = torch.cuda.memory_allocated(self.device) / 2**30

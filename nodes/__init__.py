@@ -12,6 +12,7 @@ _NODE_MODULES = (
     "speaker_nodes",
     "encoder_nodes",
     "sampler_nodes",
+    "sampler_options",
     "training_nodes",
     "dubbing_nodes",
     "timeline_nodes",

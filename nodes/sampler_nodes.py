@@ -6,9 +6,11 @@ import os
 
 import torch
 
+from ..models.errors import GenerationInputError
 from ..models.output_files import atomic_write, check_output
 from ..models.sampling.colour import OFFICIAL_STRENGTH
 from ..models.sampling.generate import GenerationInputs, Hooks, VideoGenerator
+from ..models.sampling.options import apply_options
 from ..models.sampling.settings import SamplerSettings, validate_settings
 from ..models.sampling.plan import MODES, default_motion_frames
 from ..models.sampling.solvers import SOLVERS
@@ -96,6 +98,9 @@ def _optional_inputs() -> dict:
         "stream_to": ("STRING", {"default": "", **tip(
             "Optional .mp4 path: frames are written there window by window with the soundtrack, so RAM "
             "stays bounded for long videos; the IMAGE output then holds only the last frame.")}),
+        "options": ("MULTITALK_SAMPLER_OPTIONS", tip(
+            "Optional MultiTalk Sampler Options: few-step presets for distilled LoRAs, a per-step audio "
+            "guidance schedule, step caching (TeaCache, MagCache, EasyCache). MultiTalk family only.")),
         **timeline_inputs(),
     }
 
@@ -121,7 +126,8 @@ class MultiTalkSampler:
 
     def sample(self, model, positive, negative, clip_vision_output, vae, image, audio, speakers, steps, shift,
                text_scale, audio_scale, seed, sampler, mode, window_frames, motion_frames, color_correction,
-               max_frames, routing, apg, clip_vision=None, batch_guidance=True, stream_to="", **timelines):
+               max_frames, routing, apg, clip_vision=None, batch_guidance=True, stream_to="", options=None,
+               **timelines):
         notes, stream_path = [], ""
         if stream_to.strip():  # before any work: never over an input, numbered when it exists, a real container
             stream_path = check_output(stream_to.strip(), kind="video")
@@ -132,10 +138,16 @@ class MultiTalkSampler:
             audio_scale=audio_scale, seed=seed, solver=sampler, apg=apg, mode=mode, window=window_frames,
             motion_frames=motion_frames or default_motion_frames(mode), colour_strength=color_correction,
             max_frames=max_frames, routing=routing, batch_guidance=batch_guidance)
+        settings, option_notes = apply_options(settings, options)  # presets, audio schedule, step cache
+        notes += option_notes
         validate_settings(settings)  # before the model moves to the device
         family = model_family(model.model)
         check_audio_fits(family, getattr(audio, "family", "multitalk"))  # the other family's wav2vec: say which
         if family in ANYTALKER_FAMILIES:
+            if options is not None:  # presets and caches are made for the Wan/MultiTalk DiT
+                raise GenerationInputError("MultiTalk Sampler Options (few-step presets, step caches) work with "
+                                           "MultiTalk and InfiniteTalk models, not AnyTalker: disconnect the "
+                                           "options input.")
             values = dict(positive=positive, negative=negative, clip_vision_output=clip_vision_output, image=image,
                           steps=steps, shift=shift, text_scale=text_scale, audio_scale=audio_scale, seed=seed,
                           sampler=sampler, mode=mode, window_frames=window_frames, motion_frames=motion_frames,

@@ -21,6 +21,7 @@ from comfyui_multitalk.models.speakers.detect import Face
 from comfyui_multitalk.nodes.audio_nodes import MultiTalkAudioEncode, MultiTalkWav2VecLoader
 from comfyui_multitalk.nodes.model_nodes import MultiTalkModelLoader, MultiTalkModel
 from comfyui_multitalk.nodes.sampler_nodes import MultiTalkSampler
+from comfyui_multitalk.nodes.sampler_options import MultiTalkSamplerOptions
 from comfyui_multitalk.nodes.speaker_nodes import MultiTalkSpeakers
 
 LOAD = dict(dtype="auto", attention="auto", device="cpu", offload=True)
@@ -194,3 +195,7 @@ def test_sampler_asks_for_what_anytalker_needs(checkpoints):
         _sampler_call(model, audio, speakers=faces, prompt_timeline=object())
     with pytest.raises(GenerationInputError, match="Speakers' image output"):
         _sampler_call(model, audio, speakers=SimpleNamespace(**{**vars(faces), "source_size": (48, 64)}))
+    with pytest.raises(GenerationInputError, match="not AnyTalker: disconnect the options input"):
+        _sampler_call(model, audio, speakers=faces, options=MultiTalkSamplerOptions().build(
+            preset="lightx2v_4step", audio_scale_schedule="", cache="off", cache_threshold=-1.0,
+            cache_start_step=-1, cache_end_step=-1, magcache_k=2)["result"][0])

@@ -117,3 +117,18 @@ def test_window_not_4n_plus_1(model, tiny_vae, wav2vec):
     inputs, _ = graph(wav2vec, speakers=1)
     with pytest.raises(GenerationInputError, match="Window length 10 frames is not 4n\\+1"):
         MultiTalkSampler().sample(model, vae=tiny_vae, **inputs, **{**SETTINGS, "window_frames": 10})
+
+
+def test_options_preset_and_cache_reach_the_notes(model, tiny_vae, wav2vec):
+    from comfyui_multitalk.nodes.sampler_options import MultiTalkSamplerOptions
+
+    inputs, frames = graph(wav2vec, speakers=1)
+    options = MultiTalkSamplerOptions().build("fusionix_8step", "2, 2, 2, 2, 1, 1, 1, 1", "magcache", -1.0, -1, -1,
+                                              2)["result"][0]
+    out = MultiTalkSampler().sample(model, vae=tiny_vae, **inputs, **SETTINGS, options=options)
+    notes = out["ui"]["multitalk_notes"]
+    assert notes[0].startswith("Preset FusioniX 8-step: 8 steps") and "2, 2, 2, 2, 1, 1, 1, 1" in notes[1]
+    # 8 steps: MagCache may skip from step 1 (20%); the pass without audio is dropped at the audio-1 steps
+    assert notes[-1].startswith("MagCache (threshold 0.12, may skip steps 1-7): skipped steps per pass, over all "
+                                "windows: cond ") and "no_audio " in notes[-1] and "/4" in notes[-1]
+    assert out["result"][0].shape[0] == frames

@@ -13,7 +13,7 @@ from comfyui_multitalk.models import load_dit
 from comfyui_multitalk.models.dit.keys import is_audio_key
 from comfyui_multitalk.models.dit.tiny import random_dit_state_dict
 from comfyui_multitalk.models.errors import GenerationInputError
-from comfyui_multitalk.models.sampling.solvers import EulerFlowSolver
+from comfyui_multitalk.models.sampling.solvers import make_solver
 from comfyui_multitalk.models.training import (AdapterTrainer, FlowDraw, TrainHooks, TrainSettings, draw_flow,
                                                flow_matching_loss, load_cache, noised_latents, velocity_target)
 from comfyui_multitalk.models.training.batches import BatchPlanner, TaskMix
@@ -65,7 +65,7 @@ def test_one_euler_step_along_the_target_recovers_x0(cache):
         stepped = noised_latents(x0, noise, sigma) - velocity_target(x0, noise) * s
         torch.testing.assert_close(stepped, x0, rtol=0, atol=1e-5)
     # The sampler's own Euler solver, one step from pure noise (t = 1000) to t = 0.
-    solver = EulerFlowSolver(steps=1, shift=5.0)
+    solver = make_solver("euler", 1, 5.0)
     start = noised_latents(x0, noise, torch.ones(x0.shape[0]))
     torch.testing.assert_close(solver.step(start, velocity_target(x0, noise), 0), x0, rtol=0, atol=1e-5)
 

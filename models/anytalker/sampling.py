@@ -125,7 +125,7 @@ class AnyTalkerGenerator(VideoGenerator):
             y=y.to(self.device), clip=clip.to(self.device), faces=self.faces.to(self.device, dtype),
             masks=self.conditions.speaker_masks(window).to(self.device))
 
-    def _guided_velocity(self, latent: torch.Tensor, t: torch.Tensor, batch: dict, apg) -> torch.Tensor:
+    def _guided_velocity(self, latent: torch.Tensor, t: torch.Tensor, batch: dict, apg, step: int = 0) -> torch.Tensor:
         passes, count = batch["passes"], len(batch["passes"])
         groups = [list(range(count))] if self.settings.batch_guidance else [[i] for i in range(count)]
         preds = {}

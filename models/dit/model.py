@@ -24,6 +24,9 @@ from .rope import video_rope_table
 from .routing import MAX_SPEAKERS, ROUTING_MODES
 
 TextContext = Union[torch.Tensor, Sequence[torch.Tensor]]
+# (block input tokens [B, L, dim], a function running every block on tokens) -> block output tokens:
+# lets a step cache keep or reuse the blocks' residual (models/sampling/step_cache).
+BlockShortcut = Callable[[torch.Tensor, Callable[[torch.Tensor], torch.Tensor]], torch.Tensor]
 
 
 class MultiTalkDiT(nn.Module):
@@ -64,7 +67,8 @@ class MultiTalkDiT(nn.Module):
 
     def forward(self, x: torch.Tensor, t: torch.Tensor, context: TextContext, clip_fea: torch.Tensor,
                 y: torch.Tensor, audio: Optional[torch.Tensor] = None, ref_masks: Optional[torch.Tensor] = None,
-                routing: str = "lrope", active_speakers: Optional[Sequence[int]] = None) -> torch.Tensor:
+                routing: str = "lrope", active_speakers: Optional[Sequence[int]] = None,
+                shortcut: Optional[BlockShortcut] = None) -> torch.Tensor:
         """Predict the flow velocity.
 
         Args:
@@ -83,18 +87,20 @@ class MultiTalkDiT(nn.Module):
                 attention gated by the adaptive masks) for S >= 2 speakers.
             active_speakers: per batch item, 1 or S: items with 1 use only speaker 0's audio
                 and plain attention (the official "no audio" pass), so CFG passes batch.
+            shortcut: runs in place of the blocks (given their input and the blocks), for step caches.
         Returns:
             velocity [B, 16, T, H, W] in fp32.
         """
         size = batch_size_for(self, x)
         if size < x.shape[0]:
-            return torch.cat([self._forward(*args) for args in split_batch(
+            return torch.cat([self._forward(*args, shortcut=shortcut) for args in split_batch(
                 size, x, t, context, clip_fea, y, audio, ref_masks, routing, active_speakers)])
-        return self._forward(x, t, context, clip_fea, y, audio, ref_masks, routing, active_speakers)
+        return self._forward(x, t, context, clip_fea, y, audio, ref_masks, routing, active_speakers, shortcut)
 
     def _forward(self, x: torch.Tensor, t: torch.Tensor, context: TextContext, clip_fea: torch.Tensor,
                  y: torch.Tensor, audio: Optional[torch.Tensor], ref_masks: Optional[torch.Tensor],
-                 routing: str, active_speakers: Optional[Sequence[int]]) -> torch.Tensor:
+                 routing: str, active_speakers: Optional[Sequence[int]],
+                 shortcut: Optional[BlockShortcut] = None) -> torch.Tensor:
         batch = x.shape[0]
         dtype = self.compute_dtype
         tokens, grid = self._embed_video(x, self._expand(y, batch, "y"))
@@ -104,18 +110,32 @@ class MultiTalkDiT(nn.Module):
         ctx.rope_cos, ctx.rope_sin = video_rope_table(grid, self.config.head_dim, x.device)
         if audio is not None and self.config.has_audio:
             self._prepare_audio(ctx, self._expand(audio, batch, "audio"), ref_masks, routing, active_speakers)
-        return self._run_blocks(tokens, t, ctx)
+        return self._run_blocks(tokens, t, ctx, shortcut)
 
-    def _run_blocks(self, tokens: torch.Tensor, t: torch.Tensor, ctx: BlockContext) -> torch.Tensor:
+    def _run_blocks(self, tokens: torch.Tensor, t: torch.Tensor, ctx: BlockContext,
+                    shortcut: Optional[BlockShortcut] = None) -> torch.Tensor:
         """Time modulation, every block, the head and unpatchify: tokens [B, L, dim] -> [B, C, T, H, W] fp32."""
         e = self._time(t, tokens.shape[0], tokens.device)  # [B, dim] fp32
-        e0 = self._linear_fp32(self.time_projection[1], F.silu(e)).unflatten(1, (6, self.config.dim))
-        if self.block_runner is not None:
-            tokens = self.block_runner(self.blocks, tokens, e0, ctx)
-        else:
-            for block in self.blocks:
-                tokens = block(tokens, e0, ctx)
+        e0 = self._modulation(e)
+        run = lambda x: self._blocks(x, e0, ctx)  # noqa: E731
+        tokens = run(tokens) if shortcut is None else shortcut(tokens, run)
         return self._unpatchify(self.head(tokens, e), ctx.grid).float()
+
+    def _blocks(self, tokens: torch.Tensor, e0: torch.Tensor, ctx: BlockContext) -> torch.Tensor:
+        if self.block_runner is not None:
+            return self.block_runner(self.blocks, tokens, e0, ctx)
+        for block in self.blocks:
+            tokens = block(tokens, e0, ctx)
+        return tokens
+
+    def _modulation(self, e: torch.Tensor) -> torch.Tensor:
+        """[B, dim] time embedding -> [B, 6, dim] fp32 block modulation."""
+        return self._linear_fp32(self.time_projection[1], F.silu(e)).unflatten(1, (6, self.config.dim))
+
+    def time_modulation(self, t: torch.Tensor) -> torch.Tensor:
+        """The blocks' time modulation e0 [B, 6, dim] fp32 for timesteps t [B] (what TeaCache measures)."""
+        t = torch.as_tensor(t).reshape(-1)
+        return self._modulation(self._time(t, t.numel(), self.patch_embedding.weight.device))
 
     @staticmethod
     def _expand(tensor: torch.Tensor, batch: int, name: str) -> torch.Tensor:

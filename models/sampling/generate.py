@@ -20,12 +20,13 @@ from ..audio.windows import stack_speaker_windows
 from ..errors import GenerationInputError
 from .colour import match_colours
 from .conditioning import decode_latent, encode_frames, latent_frames, window_condition
-from .guidance import PASS_INPUTS, APGState, combine, guidance_passes
+from .guidance import PASS_INPUTS, APGState, combine, guidance_passes, needed_passes
 from .anchors import Anchor, StaticConditions, WindowBlend, WindowConditions
 from .plan import Window, WindowPlan, mirror_extend, plan_windows
 from .schedule import add_noise
 from .settings import SamplerSettings, validate_settings
 from .solvers import make_solver
+from .step_cache import cached_predictions, make_step_cache
 from .work import WorkMeter, count_work
 
 
@@ -91,6 +92,7 @@ class VideoGenerator:
         self.audio = [mirror_extend(f, needed) for f in inputs.audio_features]
         self.device = next(model.parameters()).device
         self.generator = torch.Generator().manual_seed(int(settings.seed))
+        self.step_cache = make_step_cache(settings.cache, settings.steps, *inputs.reference.shape[:2], model)
         self._anchor_cache: dict[tuple, tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = {}
         # VAE chunks and CLIP encodings are counted and checked for Cancel too (hooks read at call time).
         self.work = WorkMeter(lambda n, message: self.hooks.progress(n, message), lambda: self.hooks.check_interrupt())
@@ -113,6 +115,8 @@ class VideoGenerator:
                 self.hooks.on_frames(new)
         video = torch.cat(kept) if keep_all else None
         notes = list(plan.notes) + [n for n in self.conditions.notes if n not in plan.notes]
+        if self.step_cache is not None:
+            notes.append(self.step_cache.note())
         return GenerationResult(video, emitted, plan, notes)
 
     def _window(self, window: Window, previous: Optional[torch.Tensor]) -> torch.Tensor:
@@ -160,7 +164,8 @@ class VideoGenerator:
         return window_condition(self.vae, known, self.settings.window)
 
     def _solver(self):
-        return make_solver(self.settings.solver, self.settings.steps, self.settings.shift)
+        settings = self.settings
+        return make_solver(settings.solver, settings.steps, settings.shift, settings.step_list, self.generator)
 
     def _model_time(self, solver, index: int) -> torch.Tensor:
         """The timestep the model sees at step `index` (solver.timesteps also drive the motion re-noising)."""
@@ -196,6 +201,8 @@ class VideoGenerator:
                 blend: Optional[WindowBlend] = None) -> torch.Tensor:
         settings = self.settings
         solver = self._solver()
+        if self.step_cache is not None:
+            self.step_cache.new_window()
         shape = (1, 16, latent_frames(settings.window), *batch["y"].shape[-2:])
         noise = torch.randn(shape, generator=self.generator).to(self.device)
         apg = APGState(settings.apg_momentum, settings.apg_norm_threshold) if settings.apg else None
@@ -203,7 +210,7 @@ class VideoGenerator:
         count = len(self.plan.windows)
         for i in range(settings.steps):
             self.hooks.check_interrupt()
-            velocity = self._guided_velocity(latent, self._model_time(solver, i), batch, apg)
+            velocity = self._guided_velocity(latent, self._model_time(solver, i), batch, apg, i)
             if self.hooks.on_step is not None:  # x0 = x_t - t * v (flow matching)
                 self.hooks.on_step(latent - velocity * (solver.timesteps[i] / 1000), window.index, i)
             latent = self._constrain(solver.step(latent, velocity, i), noise, blend, motion, renoise,
@@ -231,9 +238,22 @@ class VideoGenerator:
         latent[:, :, :slots] = motion
         return latent
 
-    def _guided_velocity(self, latent: torch.Tensor, t: torch.Tensor, batch: dict, apg) -> torch.Tensor:
-        passes, count = batch["passes"], len(batch["passes"])
-        groups = [list(range(count))] if self.settings.batch_guidance else [[i] for i in range(count)]
+    def _guided_velocity(self, latent: torch.Tensor, t: torch.Tensor, batch: dict, apg, step: int = 0) -> torch.Tensor:
+        audio_scale = self.settings.audio_scale_at(step)
+        names = needed_passes(batch["passes"], audio_scale, apg is not None)
+        call = lambda group, shortcut=None: self._run_passes(latent, t, batch, group, shortcut)  # noqa: E731
+        if self.step_cache is None:
+            preds = call(names)
+        else:  # each pass runs or reuses what it kept, as its cache state decides
+            preds = cached_predictions(self.step_cache, step, t, latent, names, call, self.model)
+        return combine(preds, self.settings.text_scale, audio_scale, apg)
+
+    def _run_passes(self, latent: torch.Tensor, t: torch.Tensor, batch: dict, names, shortcut=None) -> dict:
+        """{pass: velocity [1, 16, T, h, w]} of the named passes, batched unless batch_guidance is off."""
+        passes = batch["passes"]
+        index = [passes.index(name) for name in names]
+        groups = [index] if self.settings.batch_guidance else [[i] for i in index]
+        extra = {} if shortcut is None else {"shortcut": shortcut}
         preds = {}
         with torch.no_grad():
             for group in groups:
@@ -241,6 +261,6 @@ class VideoGenerator:
                 out = self.model(latent.expand(len(group), -1, -1, -1, -1), t.expand(len(group)).to(self.device),
                                  [batch["context"][i] for i in group], batch["clip"], batch["y"],
                                  audio=batch["audio"][group], ref_masks=batch["masks"], routing=self.settings.routing,
-                                 active_speakers=[batch["active"][i] for i in group])
+                                 active_speakers=[batch["active"][i] for i in group], **extra)
                 preds.update({passes[i]: out[j:j + 1] for j, i in enumerate(group)})
-        return combine(preds, self.settings.text_scale, self.settings.audio_scale, apg)
+        return preds

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Optional
 
 from ..dit.routing import ROUTING_MODES
 from ..errors import GenerationInputError
 from .plan import MODES, validate_window
 from .solvers import make_solver
+from .step_cache import StepCacheSettings, validate_cache
 
 MAX_SEED = 2**64 - 1  # torch generators take 64-bit seeds
 
@@ -31,6 +33,12 @@ class SamplerSettings:
     max_frames: int = 0  # 0: as long as the audio
     routing: str = "lrope"
     batch_guidance: bool = True  # all guidance passes in one batch (faster, more memory)
+    step_list: Optional[tuple[float, ...]] = None  # a distilled LoRA's timesteps (unshifted); None: linspace
+    audio_schedule: Optional[tuple[float, ...]] = None  # audio scale per step; None: audio_scale throughout
+    cache: Optional[StepCacheSettings] = None  # TeaCache / MagCache / EasyCache; None: every pass every step
+
+    def audio_scale_at(self, step: int) -> float:
+        return self.audio_scale if self.audio_schedule is None else float(self.audio_schedule[step])
 
 
 def _check_choice(value, choices: tuple, what: str) -> None:
@@ -60,5 +68,19 @@ def validate_settings(settings: SamplerSettings) -> None:
         raise GenerationInputError(f"max_frames is {settings.max_frames!r}; use 0 (as long as the audio) or a "
                                    "positive frame count.")
     _check_number(settings.shift, "shift", 1e-6, 1e4, "7 for 480p, 11 for 720p")
-    make_solver(settings.solver, settings.steps, settings.shift)
+    make_solver(settings.solver, settings.steps, settings.shift, settings.step_list)
     validate_window(settings.window, settings.motion_frames, settings.mode)
+    _check_schedule(settings)
+    if settings.cache is not None:
+        validate_cache(settings.cache)
+
+
+def _check_schedule(settings: SamplerSettings) -> None:
+    schedule = settings.audio_schedule
+    if schedule is None:
+        return
+    if len(schedule) != settings.steps:
+        raise GenerationInputError(f"audio_scale_schedule has {len(schedule)} values but the sampler runs "
+                                   f"{settings.steps} steps: give one audio scale per step (or leave it empty).")
+    for value in schedule:
+        _check_number(value, "an audio_scale_schedule value", 0.0, 100.0, "official 4; 2 with distilled LoRAs")
