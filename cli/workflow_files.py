@@ -14,6 +14,7 @@ from .registry import NodeRegistry
 from .workflow_graph import Workflow, to_api, to_ui
 from .workflow_anytalker import ANYTALKER_WORKFLOWS
 from .workflow_dubbing import DUBBING_WORKFLOWS
+from .workflow_fast import FAST_WORKFLOWS
 from .workflow_library import WORKFLOWS
 from .workflow_thumbnail import same_picture, thumbnail_jpeg
 
@@ -39,7 +40,7 @@ def render(workflow: Workflow, registry: NodeRegistry) -> dict[str, str]:
 def rendered_files() -> dict[str, str]:
     registry = NodeRegistry()
     files: dict[str, str] = {}
-    for describe in WORKFLOWS + DUBBING_WORKFLOWS + ANYTALKER_WORKFLOWS:
+    for describe in WORKFLOWS + FAST_WORKFLOWS + DUBBING_WORKFLOWS + ANYTALKER_WORKFLOWS:
         files.update(render(describe(), registry))
     return files
 

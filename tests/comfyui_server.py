@@ -123,6 +123,7 @@ def tiny_settings(models: dict) -> dict:
     return {
         "MultiTalkModelLoader": {"model": models["dit"], "audio_weights": models["audio_weights"], "dtype": "fp32",
                                  "device": "cpu", "offload": False},
+        "MultiTalkLoraLoader": {"lora": models["lora"]},
         "MultiTalkWav2VecLoader": {"model": models["wav2vec"], "precision": "fp32"},
         "MultiTalkTextEncoderLoader": {"text_encoder": models["text_encoder"], "tokenizer": "", "device": "cpu",
                                        "dtype": "fp32"},

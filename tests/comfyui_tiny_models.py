@@ -3,7 +3,7 @@
     python tests/comfyui_tiny_models.py MODELS_DIR
 
 Each file goes to the folder its loader reads inside ComfyUI (diffusion_models, model_patches,
-text_encoders, clip_vision, vae, audio_encoders); prints {loader input: file name} as JSON.
+text_encoders, clip_vision, vae, audio_encoders, loras); prints {loader input: file name} as JSON.
 Used by tests/test_comfyui_integration.py; handy for trying the pack in a real ComfyUI too.
 """
 from __future__ import annotations
@@ -45,7 +45,24 @@ def write_models(models_dir: str, seed: int = 0) -> dict[str, str]:
             names[field] = os.path.basename(source)
             shutil.move(source, os.path.join(models_dir, folder, names[field]))
     names.update(_write_gguf_models(models_dir, seed))
+    names["lora"] = _write_lora(models_dir, seed)
     return names
+
+
+def _write_lora(models_dir: str, seed: int) -> str:
+    """A lightx2v-style LoRA for the tiny DiT, in loras/ (the few-step workflow's)."""
+    from safetensors.torch import save_file
+
+    from comfyui_multitalk.models.dit.tiny import random_dit_state_dict, tiny_dit_config
+
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    from lora_helpers import distill_style_lora
+
+    name = "tiny_lightx2v_style_lora.safetensors"
+    os.makedirs(os.path.join(models_dir, "loras"), exist_ok=True)
+    save_file(distill_style_lora(random_dit_state_dict(tiny_dit_config(), seed=seed)),
+              os.path.join(models_dir, "loras", name))
+    return name
 
 
 def _write_gguf_models(models_dir: str, seed: int) -> dict[str, str]:

@@ -81,3 +81,21 @@ def expected_state(state: dict, pairs: dict, strength: float, alpha: float | Non
         scale = 1.0 if alpha is None else alpha / up.shape[1]
         out[f"{layer}.weight"] = state[f"{layer}.weight"] + strength * scale * (up @ down)
     return out
+
+
+def distill_style_lora(state: dict, rank: int = 4, seed: int = 7) -> dict[str, torch.Tensor]:
+    """A LoRA laid out as the T2V step-distill LoRAs (lightx2v) are: lora_down/lora_up and alpha per
+    attention and FFN layer of every block under `diffusion_model.`, bias deltas as `.diff_b`; no
+    image cross-attention layers (a T2V model has none)."""
+    g = torch.Generator().manual_seed(seed)
+    blocks = sorted({int(key.split(".")[1]) for key in state if key.startswith("blocks.")})
+    layers = [f"blocks.{b}.{attn}.{proj}" for b in blocks for attn in ("self_attn", "cross_attn")
+              for proj in ("q", "k", "v", "o")] + [f"blocks.{b}.ffn.{i}" for b in blocks for i in (0, 2)]
+    out = {}
+    for layer in layers:
+        out_dim, in_dim = state[f"{layer}.weight"].shape
+        out[f"diffusion_model.{layer}.lora_down.weight"] = 0.1 * torch.randn(rank, in_dim, generator=g)
+        out[f"diffusion_model.{layer}.lora_up.weight"] = 0.1 * torch.randn(out_dim, rank, generator=g)
+        out[f"diffusion_model.{layer}.alpha"] = torch.tensor(float(rank))
+        out[f"diffusion_model.{layer}.diff_b"] = 0.01 * torch.randn(out_dim, generator=g)
+    return out

@@ -32,11 +32,13 @@ pytestmark = [pytest.mark.comfyui, pytest.mark.slow]
 TEMPLATES = ["multitalk_single_speaker", "multitalk_two_speakers", "multitalk_three_speakers", "multitalk_long_video",
              "multitalk_native_loaders", "multitalk_train_audio_adapter", "multitalk_dubbing",
              "multitalk_dubbing_two_speakers", "multitalk_dubbing_masked", "multitalk_prompt_timeline",
-             "anytalker_two_speakers", "anytalker_three_speakers"]
+             "anytalker_two_speakers", "anytalker_three_speakers", "multitalk_fast_4step"]
 REAL_MODELS = ("wan2.1_i2v_480p_14B_fp16.safetensors", "wav2vec2-chinese-base_fp16.safetensors",
                "clip_vision_h.safetensors", "wan_2.1_vae.safetensors")
 # The other downloadable files some templates use (adapters and the text encoder).
-MORE_MODELS = {"multitalk.safetensors", "infinitetalk.safetensors", "umt5_xxl_fp8_e4m3fn_scaled.safetensors"}
+MORE_MODELS = {"multitalk.safetensors", "infinitetalk.safetensors", "umt5_xxl_fp8_e4m3fn_scaled.safetensors",
+               "wan2.1_i2v_480p_14B_fp8_e4m3fn.safetensors",
+               "Wan21_T2V_14B_lightx2v_cfg_step_distill_lora_rank32.safetensors"}
 SETTINGS = {"Comfy.TutorialCompleted": True}  # no first-run template dialog
 
 

@@ -27,7 +27,8 @@ SECONDS, FPS = 1.0, 25  # 1 s of audio -> 25 frames
 UI_WORKFLOWS = {"multitalk_single_speaker", "multitalk_two_speakers", "multitalk_three_speakers",
                 "multitalk_long_video", "multitalk_native_loaders", "multitalk_train_audio_adapter",
                 "multitalk_dubbing", "multitalk_dubbing_two_speakers", "multitalk_dubbing_masked",
-                "multitalk_prompt_timeline", "anytalker_two_speakers", "anytalker_three_speakers"}
+                "multitalk_prompt_timeline", "anytalker_two_speakers", "anytalker_three_speakers",
+                "multitalk_fast_4step"}
 
 
 @pytest.fixture(scope="module")
@@ -138,7 +139,8 @@ def test_workflow_through_prompt_api(comfyui, tmp_path):
 # The other templates that make a video, on the tiny models in their own mode. (The native-loaders
 # one needs ComfyUI's own loaders, which cannot read the tiny models; training runs on the
 # command line in tests/test_cli_training.py.)
-OTHER_RUNS = {"multitalk_single_speaker": (1, 1), "multitalk_three_speakers": (1, 3), "multitalk_long_video": (1, 1)}
+OTHER_RUNS = {"multitalk_single_speaker": (1, 1), "multitalk_three_speakers": (1, 3), "multitalk_long_video": (1, 1),
+              "multitalk_fast_4step": (1, 1)}
 
 
 @pytest.mark.parametrize("name", sorted(OTHER_RUNS))

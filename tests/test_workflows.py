@@ -24,8 +24,9 @@ NAMES = ["multitalk_single_speaker", "multitalk_two_speakers", "multitalk_three_
 DUBBING = ["multitalk_dubbing", "multitalk_dubbing_two_speakers", "multitalk_dubbing_masked",
            "multitalk_prompt_timeline"]
 ANYTALKER = ["anytalker_two_speakers", "anytalker_three_speakers"]
-GENERATION = NAMES[:-1] + DUBBING + ANYTALKER  # every workflow but the training one makes a video
-NAMES = NAMES + DUBBING + ANYTALKER
+FAST = ["multitalk_fast_4step"]
+GENERATION = NAMES[:-1] + DUBBING + ANYTALKER + FAST  # every workflow but the training one makes a video
+NAMES = NAMES + DUBBING + ANYTALKER + FAST
 REGISTRY = NodeRegistry()
 
 
