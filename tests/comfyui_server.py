@@ -24,7 +24,7 @@ import requests
 REPO_ROOT = Path(__file__).resolve().parents[1]
 COMFYUI_DIR = os.environ.get("COMFYUI_DIR", "")
 PACK_FOLDER = "multitalk_pack_under_test"  # any name: ComfyUI imports the folder under it
-MODEL_FOLDERS = ("diffusion_models", "model_patches", "text_encoders", "clip_vision", "vae", "audio_encoders")
+MODEL_FOLDERS = ("diffusion_models", "model_patches", "text_encoders", "clip_vision", "vae", "audio_encoders", "loras")
 
 
 class Server(NamedTuple):
