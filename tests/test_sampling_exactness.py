@@ -4,6 +4,8 @@ written here from the method's definition: shifted linspace timesteps, the I2V c
 from __future__ import annotations
 
 import inspect
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -13,7 +15,10 @@ from diffusers import AutoencoderKLWan
 from comfyui_multitalk.models.sampling.generate import GenerationInputs, SamplerSettings, VideoGenerator
 from comfyui_multitalk.models.sampling.schedule import flow_timesteps
 
-WINDOW, STEPS, H, W = 9, 3, 32, 48
+sys.path.insert(0, str(Path(__file__).parent))
+from sampling_stubs import H, W, WINDOW, tiny_inputs  # noqa: E402
+
+STEPS = 3
 
 
 def _latent_stats():
@@ -21,17 +26,6 @@ def _latent_stats():
     mean = torch.tensor(params["latents_mean"].default).view(1, 16, 1, 1, 1)
     std = torch.tensor(params["latents_std"].default).view(1, 16, 1, 1, 1)
     return mean, std
-
-
-def _inputs(speakers: int, seed: int = 0) -> GenerationInputs:
-    g = torch.Generator().manual_seed(seed)
-    masks = torch.ones(2, H // 8, W // 8)
-    if speakers == 2:
-        masks = torch.zeros(3, H // 8, W // 8)
-        masks[0, :, :3], masks[1, :, 3:] = 1, 1
-    return GenerationInputs(positive=torch.randn(5, 16, generator=g), negative=torch.randn(4, 16, generator=g),
-                            reference=torch.rand(H, W, 3, generator=g), clip_features=torch.randn(1, 257, 1280, generator=g),
-                            audio_features=[torch.randn(20, 12, 768, generator=g) for _ in range(speakers)], masks=masks)
 
 
 class ReferenceAPG:
@@ -95,7 +89,7 @@ CASES = {
 def test_one_window_matches_independent_formulas(tiny_dit, tiny_vae, case):
     speakers, overrides = CASES[case]
     settings = SamplerSettings(steps=STEPS, shift=5.0, seed=7, mode="single", window=WINDOW, **overrides)
-    inp = _inputs(speakers)
+    inp = tiny_inputs(speakers)
     with torch.no_grad():
         expected = reference_window(tiny_dit, tiny_vae, inp, settings)
         got = VideoGenerator(tiny_dit, tiny_vae, inp, settings).run()
@@ -104,7 +98,7 @@ def test_one_window_matches_independent_formulas(tiny_dit, tiny_vae, case):
 
 
 def test_same_seed_same_frames_other_seed_other_frames(tiny_dit, tiny_vae):
-    inp = _inputs(2)
+    inp = tiny_inputs(2)
     run = lambda seed: VideoGenerator(tiny_dit, tiny_vae, inp, SamplerSettings(  # noqa: E731
         steps=2, seed=seed, mode="single", window=WINDOW)).run().frames
     first = run(3)
