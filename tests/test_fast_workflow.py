@@ -46,7 +46,8 @@ def test_the_model_goes_through_the_lora_and_run_options_to_the_sampler():
 
 
 @pytest.mark.slow
-def test_runs_end_to_end_on_the_tiny_models(tmp_path, caplog, capsys):
+@pytest.mark.parametrize("cache", ["off", "magcache"])
+def test_runs_end_to_end_on_the_tiny_models(tmp_path, caplog, capsys, cache):
     weights = write_tiny_weights(str(tmp_path / "models"))
     lora = tmp_path / "models" / "tiny_lightx2v_style.safetensors"
     save_file(distill_style_lora(random_dit_state_dict(tiny_dit_config(), seed=0)), str(lora))
@@ -56,7 +57,8 @@ def test_runs_end_to_end_on_the_tiny_models(tmp_path, caplog, capsys):
             f"Text encoder.text_encoder={weights.text_encoder}", f"CLIP vision.clip_vision={weights.clip_vision}",
             f"VAE.vae={weights.vae}", f"Reference image.image={media.reference}",
             f"Speaker 1 voice.audio={media.voices[0]}", "Speakers.resolution=120p", "Sampler.window_frames=21",
-            "Sampler.motion_frames=5", "Sampler.steps=40"]  # the preset's 4 steps win over the widget
+            "Sampler.motion_frames=5", "Sampler.steps=40",  # the preset's 4 steps win over the widget
+            f"31.cache={cache}"]
     argv = ["run", shipped_api_workflow(NAME), *[a for s in sets for a in ("--set", s)],
             "--output-dir", str(tmp_path / "out")]
     with caplog.at_level(logging.INFO, logger="MultiTalk"):
@@ -68,6 +70,8 @@ def test_runs_end_to_end_on_the_tiny_models(tmp_path, caplog, capsys):
     assert "Preset lightx2v 4-step: 4 steps on timesteps 1000, 750, 500, 250, shift 5, sampler lcm" in text
     # 2 blocks x (4 self- + 4 cross-attention + 2 FFN layers), each a low-rank weight and a bias delta
     assert "(strength 1): 40 weights patched" in text
+    if cache == "magcache":  # the cache sees the LoRA model through the run options; each pass counted
+        assert "MagCache (threshold 0.12" in text and "cond " in text and "no_audio " in text
     captured = capsys.readouterr()
     shown = captured.out + captured.err  # the progress lines
     assert "window 1/1, step 4/4" in shown and "step 5/" not in shown
