@@ -24,30 +24,14 @@ import argparse
 import gc
 import os
 import sys
-import tempfile
 import time
 import warnings
 from pathlib import Path
 
 import torch
 
-REPO = Path(__file__).resolve().parents[1]
-
-
-def _import_pack() -> None:
-    """Make `comfyui_multitalk` import from this checkout (the device runs a bare copy; an installed
-    package may point at another checkout)."""
-    import importlib.util
-
-    spec = importlib.util.find_spec("comfyui_multitalk")
-    if spec is None or spec.origin is None or Path(spec.origin).resolve().parent != REPO:
-        folder = Path(tempfile.mkdtemp(prefix="multitalk_pkg_"))
-        (folder / "comfyui_multitalk").symlink_to(REPO, target_is_directory=True)
-        sys.path.insert(0, str(folder))
-    sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-
-_import_pack()
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import pack_path  # noqa: E402,F401  (this checkout's comfyui_multitalk, also on the bare device copy)
 from bench_cache import CACHES  # noqa: E402
 from bench_gpu_report import Report  # noqa: E402
 from bench_gpu_runs import Bench  # noqa: E402

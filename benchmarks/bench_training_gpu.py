@@ -21,6 +21,9 @@ import sys
 import tempfile
 import time
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import pack_path  # noqa: E402,F401  (this checkout's comfyui_multitalk, also on the bare device copy)
+
 PLANS = {  # name: (backbone, optimizer, offload activations)
     "bf16+park+8bit": ("bf16", "adamw8bit", False),
     "bf16+park+offload": ("bf16", "adamw", True),
@@ -111,7 +114,9 @@ def measure(plan: str, config: str, steps: int) -> dict:
     except _Stop:
         pass
     steps_s = [b - a for a, b in zip([before] + times[:-1], times)]
-    return {"plan": plan, "config": config, "device": torch.cuda.get_device_name() if device.type == "cuda" else "cpu",
+    import comfyui_multitalk
+
+    return {"plan": plan, "config": config, "code": os.path.dirname(os.path.realpath(comfyui_multitalk.__file__)), "device": torch.cuda.get_device_name() if device.type == "cuda" else "cpu",
             "setup_s": setup, "step_s": steps_s, "peak_gib": peaks,
             "weights_gib": sum(p.numel() * p.element_size() for p in model.parameters()) / 2**30}
 
@@ -135,6 +140,7 @@ def main() -> None:
         print(json.dumps(measure(args.child, args.config, args.steps)))
         return
     print(f"{'plan':24} {'device':28} {'setup s':>8} {'step s (each)':>22} {'peak GiB (each step)':>24}")
+    codes: set[str] = set()
     for plan in args.plans:
         if not _available(plan):
             print(f"{plan:24} skipped: pip install bitsandbytes for the 8-bit optimizer")
@@ -153,6 +159,8 @@ def main() -> None:
         steps = " ".join(f"{s:.2f}" for s in r["step_s"])
         peaks = " ".join(f"{p:.1f}" for p in r["peak_gib"]) or "-"
         print(f"{plan:24} {r['device'][:28]:28} {r['setup_s']:>8.1f} {steps:>22} {peaks:>24}")
+        codes.add(r["code"])
+    print("code: " + ", ".join(sorted(codes)))  # the checkout the plans ran (the device runs a bare copy)
 
 
 if __name__ == "__main__":

@@ -3,6 +3,9 @@
 #   run(command="bash benchmarks/run_gpu_bench.sh", carry=[".bench"], timeout_s=480)
 # Installs the carried wheels offline into a temporary folder, unpacks the official snapshot, runs
 # benchmarks/bench_gpu.py (extra arguments pass through) and keeps its output in $OUT when set.
+# TRAIN_PLANS="bf16+park+8bit" (space-separated) then runs benchmarks/bench_training_gpu.py on those
+# plans too, TRAIN_TIMEOUT seconds each (default 150): both issues' figures in one device call, e.g.
+#   TRAIN_PLANS=bf16+park+8bit bash benchmarks/run_gpu_bench.sh --deadline-s 280
 set -uo pipefail
 cd "$(dirname "$0")/.."
 site="$(mktemp -d)"
@@ -18,3 +21,8 @@ fi
 nvidia-smi --query-gpu=name,memory.total,clocks.max.sm,power.limit --format=csv,noheader 2>/dev/null || true
 out="${OUT:-/tmp}/bench_gpu.txt"
 PYTHONPATH="$site${PYTHONPATH:+:$PYTHONPATH}" python3 -u benchmarks/bench_gpu.py "${args[@]}" "$@" 2>&1 | tee "$out"
+if [ -n "${TRAIN_PLANS:-}" ]; then
+    # shellcheck disable=SC2086  # the plans are words
+    PYTHONPATH="$site${PYTHONPATH:+:$PYTHONPATH}" python3 -u benchmarks/bench_training_gpu.py --plans $TRAIN_PLANS \
+        --config "${TRAIN_CONFIG:-14b}" --timeout "${TRAIN_TIMEOUT:-150}" 2>&1 | tee "${OUT:-/tmp}/bench_training_gpu.txt"
+fi

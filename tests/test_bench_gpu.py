@@ -63,3 +63,25 @@ def test_the_benchmark_runs_every_section_at_toy_sizes(tmp_path):
         assert "max |ours - official| / max |official| = " in text
         ratio = float(text.split("max |ours - official| / max |official| = ")[1].split()[0])
         assert ratio < 1e-5  # fp32 on a CPU: the same model
+
+
+@pytest.mark.slow
+def test_the_training_benchmark_runs_from_a_bare_copy_of_the_tree(tmp_path):
+    """As on the device: a copy of the tree, no package installed for it; every plan (8-bit AdamW
+    too, on the CPU) takes its timed steps at toy sizes."""
+    pytest.importorskip("bitsandbytes")
+    files = subprocess.run(["git", "-C", str(REPO), "ls-files", "-co", "--exclude-standard"], capture_output=True,
+                           text=True, check=True).stdout.split("\n")
+    for name in filter(None, files):
+        if (REPO / name).is_file():
+            (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+            (tmp_path / name).write_bytes((REPO / name).read_bytes())
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    out = subprocess.run([sys.executable, str(tmp_path / "benchmarks" / "bench_training_gpu.py"), "--config", "tiny",
+                          "--plans", "bf16+park+8bit", "fp8+park"], capture_output=True, text=True, timeout=600,
+                         env=env, cwd=str(tmp_path.parent))
+    assert out.returncode == 0, out.stderr[-3000:]
+    rows = [line.split() for line in out.stdout.splitlines() if line.startswith(("bf16+park+8bit", "fp8+park"))]
+    assert [row[0] for row in rows] == ["bf16+park+8bit", "fp8+park"], out.stdout
+    assert all(row[1] == "cpu" and len(row) >= 5 and float(row[3]) > 0 for row in rows), out.stdout
+    assert f"code: {os.path.realpath(tmp_path)}\n" in out.stdout  # the copy's code, not an installed package
