@@ -7,18 +7,22 @@ as in the official run; the tiny models replace `audio_emb` / `audio_proj` with 
 from __future__ import annotations
 
 import json
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
-from comfyui_multitalk.models.anytalker import load_anytalker
 from comfyui_multitalk.models.anytalker.audio import identity_features
 from comfyui_multitalk.models.anytalker.faces import faces_from_detections
 from comfyui_multitalk.models.anytalker.geometry import frame_count
 from comfyui_multitalk.models.anytalker.pipeline import build_conditions, initial_noise, sample
 from comfyui_multitalk.models.audio import load_wav2vec
+
+sys.path.insert(0, str(Path(__file__).parent))
+from anytalker_helpers import e2e_model  # noqa: E402
 
 TOL = 2e-5
 
@@ -99,13 +103,7 @@ def test_encoder_inputs_condition_and_noise(golden, conditions):
 @pytest.mark.parametrize("variant", ["af", "legacy"])
 def test_generate_loop(golden_dir, golden, audio, conditions, variant):
     configs, e2e = golden
-    state = load_file(str(golden_dir / f"anytalker_{variant}_tiny_weights.safetensors"))
-    replaced = "audio_emb." if variant == "af" else "audio_proj."
-    state = {k: v for k, v in state.items() if not k.startswith(replaced)}
-    state.update({k[len(variant) + 1:]: v for k, v in
-                  load_file(str(golden_dir / "anytalker_e2e_audio_weights.safetensors")).items()
-                  if k.startswith(f"{variant}.")})
-    model = load_anytalker(state, dtype="fp32", num_heads=2, text_len=16)
+    model = e2e_model(golden_dir, variant)
     settings = configs["e2e"]
     worst = {"latent_in": 0.0, "cond": 0.0, "uncond": 0.0}
 

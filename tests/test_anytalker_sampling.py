@@ -8,12 +8,13 @@ the golden's stored latent and CLIP by its stored features, as in the official r
 from __future__ import annotations
 
 import json
+import sys
+from pathlib import Path
 
 import pytest
 import torch
 from safetensors.torch import load_file
 
-from comfyui_multitalk.models.anytalker import load_anytalker
 from comfyui_multitalk.models.anytalker.faces import faces_from_detections
 from comfyui_multitalk.models.anytalker.masks import dit_mask
 from comfyui_multitalk.models.anytalker.pipeline import identities, image_tensor, resized_image
@@ -21,6 +22,9 @@ from comfyui_multitalk.models.anytalker.sampling import AnyTalkerGenerator
 from comfyui_multitalk.models.encoders.vae import denormalize_wan_latents, normalize_wan_latents
 from comfyui_multitalk.models.sampling.generate import GenerationInputs
 from comfyui_multitalk.models.sampling.settings import SamplerSettings
+
+sys.path.insert(0, str(Path(__file__).parent))
+from anytalker_helpers import e2e_model  # noqa: E402
 
 TOL = 2e-5
 
@@ -50,17 +54,6 @@ class StubVae:
 def golden(golden_dir):
     return (json.loads((golden_dir / "anytalker_configs.json").read_text()),
             load_file(str(golden_dir / "anytalker_e2e_cases.safetensors")))
-
-
-def e2e_model(golden_dir, variant: str):
-    """The tiny golden model with the e2e audio projection (the tiny wav2vec gives 3 layers x 32)."""
-    state = load_file(str(golden_dir / f"anytalker_{variant}_tiny_weights.safetensors"))
-    replaced = "audio_emb." if variant == "af" else "audio_proj."
-    state = {k: v for k, v in state.items() if not k.startswith(replaced)}
-    state.update({k[len(variant) + 1:]: v for k, v in
-                  load_file(str(golden_dir / "anytalker_e2e_audio_weights.safetensors")).items()
-                  if k.startswith(f"{variant}.")})
-    return load_anytalker(state, dtype="fp32", num_heads=2, text_len=16)
 
 
 def e2e_inputs(golden):

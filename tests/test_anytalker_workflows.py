@@ -2,8 +2,8 @@
 by the command line on tiny AnyTalker weights (and by the demo's --family anytalker)."""
 from __future__ import annotations
 
-import json
 import shutil
+import sys
 from pathlib import Path
 
 import pytest
@@ -16,17 +16,11 @@ from comfyui_multitalk.cli.tiny_weights import write_tiny_weights
 from comfyui_multitalk.cli.workflow_files import shipped_api_workflow
 from comfyui_multitalk.models.video_io import probe_video
 
+sys.path.insert(0, str(Path(__file__).parent))
+from workflow_helpers import api, one  # noqa: E402
+
 WORKFLOWS = {"anytalker_two_speakers": ("parallel", 2), "anytalker_three_speakers": ("sequential", 3)}
 SECONDS = 0.2  # of voice per speaker: 5 frames at 24 fps keep the runs short
-
-
-def api(name: str) -> dict:
-    return json.loads(Path(shipped_api_workflow(name)).read_text(encoding="utf-8"))
-
-
-def one(prompt: dict, class_type: str) -> tuple[str, dict]:
-    (found,) = [(k, n) for k, n in prompt.items() if n["class_type"] == class_type]
-    return found
 
 
 @pytest.mark.parametrize("name", WORKFLOWS)

@@ -3,7 +3,6 @@ options -> sampler with the preset), and a run end to end on the tiny models thr
 line, with the LoRA applied and the preset's schedule used."""
 from __future__ import annotations
 
-import json
 import logging
 import sys
 from pathlib import Path
@@ -20,6 +19,7 @@ from comfyui_multitalk.models.video_io import read_video_frames
 
 sys.path.insert(0, str(Path(__file__).parent))
 from lora_helpers import distill_style_lora  # noqa: E402
+from workflow_helpers import api  # noqa: E402
 
 NAME = "multitalk_fast_4step"
 # lightx2v's Wan2.1 step-distill setting as its configs and the MultiTalk README give it: 4 steps,
@@ -27,12 +27,8 @@ NAME = "multitalk_fast_4step"
 LIGHTX2V = {"steps": 4, "shift": 5.0, "text_scale": 1.0, "audio_scale": 2.0}
 
 
-def _workflow() -> dict:
-    return json.loads(Path(shipped_api_workflow(NAME)).read_text(encoding="utf-8"))
-
-
 def test_the_model_goes_through_the_lora_and_run_options_to_the_sampler():
-    prompt = _workflow()
+    prompt = api(NAME)
     (sampler,) = [node for node in prompt.values() if node["class_type"] == "MultiTalkSampler"]
     options = prompt[sampler["inputs"]["model"][0]]
     lora = prompt[options["inputs"]["model"][0]]

@@ -2,21 +2,22 @@
 in memory and streamed to an mp4; inputs of the wrong shape are rejected before sampling."""
 from __future__ import annotations
 
-import dataclasses
 import os
+import sys
+from pathlib import Path
 
 import pytest
 import torch
 
-from comfyui_multitalk.models import load_dit
-from comfyui_multitalk.models.dit.tiny import random_dit_state_dict, tiny_dit_config
 from comfyui_multitalk.models.errors import GenerationInputError, OutputPathError
 from comfyui_multitalk.models.output_files import note_input, run_scope
 from comfyui_multitalk.models.video_io import read_video_frames
-from comfyui_multitalk.nodes.audio_nodes import MultiTalkAudioEncode, MultiTalkWav2VecLoader
-from comfyui_multitalk.nodes.model_nodes import MultiTalkModel
+from comfyui_multitalk.nodes.audio_nodes import MultiTalkAudioEncode
 from comfyui_multitalk.nodes.sampler_nodes import MultiTalkSampler
 from comfyui_multitalk.nodes.speaker_nodes import MultiTalkSpeakers
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[0]))
+from node_fixtures import tiny_model_node, tiny_wav2vec_node  # noqa: E402
 
 SETTINGS = dict(steps=2, shift=0.0, text_scale=5.0, audio_scale=4.0, seed=1, sampler="euler", mode="multitalk",
                 window_frames=17, motion_frames=5, color_correction=0.0, max_frames=0, routing="lrope", apg=False)
@@ -24,22 +25,12 @@ SETTINGS = dict(steps=2, shift=0.0, text_scale=5.0, audio_scale=4.0, seed=1, sam
 
 @pytest.fixture(scope="module")
 def wav2vec(tmp_path_factory):
-    from transformers import Wav2Vec2Config, Wav2Vec2Model
-
-    torch.manual_seed(0)
-    config = Wav2Vec2Config(hidden_size=16, num_hidden_layers=2, num_attention_heads=2, intermediate_size=32,
-                            conv_dim=[16] * 7, conv_bias=False, feat_extract_norm="group", do_stable_layer_norm=False,
-                            num_conv_pos_embeddings=16, num_conv_pos_embedding_groups=2)
-    folder = tmp_path_factory.mktemp("wav2vec")
-    Wav2Vec2Model(config).save_pretrained(str(folder))
-    return MultiTalkWav2VecLoader().load(str(folder))[0]
+    return tiny_wav2vec_node(str(tmp_path_factory.mktemp("wav2vec")))
 
 
 @pytest.fixture(scope="module")
 def model():
-    config = dataclasses.replace(tiny_dit_config(), audio_feature_dim=2 * 16)  # tiny wav2vec: 2 layers x 16
-    dit = load_dit(random_dit_state_dict(config, seed=4), num_heads=2, text_len=16)
-    return MultiTalkModel(dit, torch.device("cpu"), offload=True, name="tiny")
+    return tiny_model_node()
 
 
 def speech(seconds: float, pitch: float) -> dict:

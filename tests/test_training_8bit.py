@@ -3,17 +3,20 @@ on the CPU: its moments are stored in 8 bits, its first step is Adam's, and a re
 continues exactly from the saved 8-bit state."""
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
 import pytest
 import torch
 from safetensors.torch import load_file
 
-from comfyui_multitalk.models import load_dit
 from comfyui_multitalk.models.dit.keys import is_audio_key
-from comfyui_multitalk.models.dit.tiny import random_dit_state_dict
-from comfyui_multitalk.models.training import AdapterTrainer, TrainHooks, TrainSettings, load_cache
-from comfyui_multitalk.models.training.tiny import tiny_training_dit_config, write_synthetic_cache
+from comfyui_multitalk.models.training import AdapterTrainer, TrainHooks, TrainSettings
 
 pytest.importorskip("bitsandbytes")
+
+sys.path.insert(0, str(Path(__file__).parent))
+from training_helpers import synthetic_cache, tiny_training_model  # noqa: E402
 
 BASE = dict(warmup_steps=0, gradient_checkpointing=False, zero_audio_share=0.0, continuation_share=0.0,
             batch_size=2, save_dtype="fp32", optimizer="adamw8bit", weight_decay=0.0)
@@ -22,13 +25,11 @@ LR = 1e-3
 
 @pytest.fixture(scope="module")
 def cache(tmp_path_factory):
-    return load_cache(write_synthetic_cache(str(tmp_path_factory.mktemp("bnb")), windows=4, frames=9,
-                                            latent_size=(4, 4)))
+    return synthetic_cache(str(tmp_path_factory.mktemp("bnb")))
 
 
-def _model():
-    config = tiny_training_dit_config()
-    return load_dit(random_dit_state_dict(config, 1), num_heads=config.num_heads, text_len=config.text_len)
+def _model(seed: int = 1):
+    return tiny_training_model(seed)
 
 
 def _adapter(model) -> dict[str, torch.Tensor]:

@@ -3,16 +3,18 @@ validation on held-out clips, and a resumed run whose log and EMA continue where
 from __future__ import annotations
 
 import csv
+import sys
+from pathlib import Path
 
 import pytest
 import torch
 from safetensors.torch import load_file
 
-from comfyui_multitalk.models import load_dit
 from comfyui_multitalk.models.dit.keys import is_audio_key
-from comfyui_multitalk.models.dit.tiny import random_dit_state_dict
-from comfyui_multitalk.models.training import AdapterTrainer, TrainHooks, TrainSettings, load_cache
-from comfyui_multitalk.models.training.tiny import tiny_training_dit_config, write_synthetic_cache
+from comfyui_multitalk.models.training import AdapterTrainer, TrainHooks, TrainSettings
+
+sys.path.insert(0, str(Path(__file__).parent))
+from training_helpers import synthetic_cache, tiny_training_model  # noqa: E402
 
 BASE = dict(warmup_steps=0, save_every=0, gradient_checkpointing=False, zero_audio_share=0.0,
             continuation_share=0.0, batch_size=2, save_dtype="fp32")
@@ -20,13 +22,11 @@ BASE = dict(warmup_steps=0, save_every=0, gradient_checkpointing=False, zero_aud
 
 @pytest.fixture(scope="module")
 def cache(tmp_path_factory):
-    return load_cache(write_synthetic_cache(str(tmp_path_factory.mktemp("loop")), windows=4, frames=9,
-                                            latent_size=(4, 4)))
+    return synthetic_cache(str(tmp_path_factory.mktemp("loop")))
 
 
-def _model():
-    config = tiny_training_dit_config()
-    return load_dit(random_dit_state_dict(config, 1), num_heads=config.num_heads, text_len=config.text_len)
+def _model(seed: int = 1):
+    return tiny_training_model(seed)
 
 
 def _rows(path):
@@ -79,7 +79,7 @@ def test_ema_of_the_adapter_follows_its_formula(cache, tmp_path):
 
 
 def test_validation_holds_out_whole_clips_and_measures_a_repeatable_loss(tmp_path):
-    cache = load_cache(write_synthetic_cache(str(tmp_path / "c"), windows=5, frames=9, latent_size=(4, 4)))
+    cache = synthetic_cache(str(tmp_path / "c"), windows=5)
     settings = TrainSettings(steps=4, learning_rate=1e-9, validation_windows=2, validation_every=2, **BASE)
     trainer = AdapterTrainer(_model(), cache, settings, str(tmp_path / "val"))
     held = {w.source for w in trainer.held_out.windows}
@@ -128,7 +128,7 @@ def test_preview_clips_are_sampled_decoded_and_written_with_their_sound(tmp_path
     from comfyui_multitalk.models.errors import GenerationInputError
     from comfyui_multitalk.models.video_io import probe_video
 
-    cache = load_cache(write_synthetic_cache(str(tmp_path / "c"), windows=3, frames=9, latent_size=(4, 4)))
+    cache = synthetic_cache(str(tmp_path / "c"), windows=3)
     settings = TrainSettings(steps=4, learning_rate=1e-3, preview_every=2, preview_steps=2, **BASE)
     with pytest.raises(GenerationInputError, match="no VAE was given"):
         AdapterTrainer(_model(), cache, settings, str(tmp_path / "p"))

@@ -5,33 +5,34 @@ learning rate."""
 from __future__ import annotations
 
 import math
+import sys
+from pathlib import Path
 
 import pytest
 import torch
 
-from comfyui_multitalk.models import load_dit
 from comfyui_multitalk.models.dit.keys import is_audio_key
-from comfyui_multitalk.models.dit.tiny import random_dit_state_dict
 from comfyui_multitalk.models.errors import GenerationInputError
 from comfyui_multitalk.models.sampling.solvers import make_solver
 from comfyui_multitalk.models.training import (AdapterTrainer, FlowDraw, TrainHooks, TrainSettings, draw_flow,
                                                flow_matching_loss, load_cache, noised_latents, velocity_target)
 from comfyui_multitalk.models.training.batches import BatchPlanner, TaskMix
 from comfyui_multitalk.models.training.cache import read_window
-from comfyui_multitalk.models.training.tiny import tiny_training_dit_config, write_synthetic_cache
+from comfyui_multitalk.models.training.tiny import write_synthetic_cache
+
+sys.path.insert(0, str(Path(__file__).parent))
+from training_helpers import synthetic_cache, tiny_training_model  # noqa: E402
 
 QUICK = dict(warmup_steps=0, save_every=0, gradient_checkpointing=False, zero_audio_share=0.0, continuation_share=0.0)
 
 
 @pytest.fixture(scope="module")
 def cache(tmp_path_factory):
-    return load_cache(write_synthetic_cache(str(tmp_path_factory.mktemp("objective")), windows=4, frames=9,
-                                            latent_size=(4, 4)))
+    return synthetic_cache(str(tmp_path_factory.mktemp("objective")))
 
 
-def _model(seed=1):
-    config = tiny_training_dit_config()
-    return load_dit(random_dit_state_dict(config, seed), num_heads=config.num_heads, text_len=config.text_len)
+def _model(seed: int = 1):
+    return tiny_training_model(seed)
 
 
 def _batch(cache, size=2, seed=0):
@@ -195,7 +196,7 @@ def test_checkpointed_blocks_are_recomputed_in_the_backward_pass(cache, tmp_path
 
 
 def test_loss_falls_at_the_papers_learning_rate(tmp_path):
-    cache = load_cache(write_synthetic_cache(str(tmp_path / "cache"), windows=4, frames=9, latent_size=(4, 4), seed=3))
+    cache = synthetic_cache(str(tmp_path / "cache"), windows=4, seed=3)
     model = _model(seed=2)
 
     def fixed_loss():

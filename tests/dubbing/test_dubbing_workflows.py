@@ -2,7 +2,7 @@
 and the two-person dubbing run end to end by the command line on tiny weights."""
 from __future__ import annotations
 
-import json
+import sys
 from pathlib import Path
 
 import pytest
@@ -18,16 +18,10 @@ from comfyui_multitalk.cli.tiny_weights import write_tiny_weights
 from comfyui_multitalk.cli.workflow_files import shipped_api_workflow
 from comfyui_multitalk.models.video_io import probe_video, write_mp4
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from workflow_helpers import api, one  # noqa: E402
+
 DUBBING = ["multitalk_dubbing", "multitalk_dubbing_two_speakers", "multitalk_dubbing_masked"]
-
-
-def api(name: str) -> dict:
-    return json.loads(Path(shipped_api_workflow(name)).read_text(encoding="utf-8"))
-
-
-def one(prompt: dict, class_type: str) -> tuple[str, dict]:
-    (found,) = [(k, n) for k, n in prompt.items() if n["class_type"] == class_type]
-    return found
 
 
 @pytest.mark.parametrize("name", DUBBING)
