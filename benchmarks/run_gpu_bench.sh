@@ -4,8 +4,9 @@
 # Installs the carried wheels offline into a temporary folder, unpacks the official snapshot, runs
 # benchmarks/bench_gpu.py (extra arguments pass through) and keeps its output in $OUT when set.
 # TRAIN_PLANS="bf16+park+8bit" (space-separated) then runs benchmarks/bench_training_gpu.py on those
-# plans too, TRAIN_TIMEOUT seconds each (default 150): both issues' figures in one device call, e.g.
-#   TRAIN_PLANS=bf16+park+8bit bash benchmarks/run_gpu_bench.sh --deadline-s 280
+# plans too, TRAIN_TIMEOUT seconds each (default 150); GPU_BENCH=0 leaves bench_gpu.py out, e.g. for a
+# second call while the machine is still warm:
+#   GPU_BENCH=0 TRAIN_PLANS=bf16+park+8bit bash benchmarks/run_gpu_bench.sh
 set -uo pipefail
 cd "$(dirname "$0")/.."
 site="$(mktemp -d)"
@@ -19,8 +20,10 @@ if [ -f .bench/multitalk_wan.tar ]; then
     tar -xf .bench/multitalk_wan.tar -C "$official" && args+=(--official "$official")
 fi
 nvidia-smi --query-gpu=name,memory.total,clocks.max.sm,power.limit --format=csv,noheader 2>/dev/null || true
-out="${OUT:-/tmp}/bench_gpu.txt"
-PYTHONPATH="$site${PYTHONPATH:+:$PYTHONPATH}" python3 -u benchmarks/bench_gpu.py "${args[@]}" "$@" 2>&1 | tee "$out"
+if [ "${GPU_BENCH:-1}" != 0 ]; then
+    PYTHONPATH="$site${PYTHONPATH:+:$PYTHONPATH}" python3 -u benchmarks/bench_gpu.py "${args[@]}" "$@" 2>&1 \
+        | tee "${OUT:-/tmp}/bench_gpu.txt"
+fi
 if [ -n "${TRAIN_PLANS:-}" ]; then
     # shellcheck disable=SC2086  # the plans are words
     PYTHONPATH="$site${PYTHONPATH:+:$PYTHONPATH}" python3 -u benchmarks/bench_training_gpu.py --plans $TRAIN_PLANS \

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -54,10 +55,12 @@ def test_the_benchmark_runs_every_section_at_toy_sizes(tmp_path):
     assert out.returncode == 0, out.stderr[-3000:]
     text = out.stdout
     assert " skipped: " not in text, text  # a section that failed or ran out of time
-    for row in ("ours bf16 ", "(a) official settings", "(b) distilled + audio guidance", "VAE encode + decode",
+    for row in ("bf16 matrix product", "ours bf16 ", "(a) official settings", "(b) distilled + audio guidance", "VAE encode + decode",
                 "ours fp8 (fp8 products)", "(c) (b) + compile + fp8 products", "ours GGUF Q8_0", "(d) (b) under 24 GB"):
         assert row in text, row
     assert "+ magcache" in text and "2 full calls + 2 light" in text  # MagCache skips 2 of 4 steps in (c)
+    assert "at the measured matmul rate" in text  # the floor's rate, as the issue defines it
+    assert "PyTorch's SDPA picks FLASH_ATTENTION" in text  # CPU SDPA's own kernel, reported
     assert "FLOPs of one forward" in text and "steps x call + VAE" in text and "targets (H200)" in text
     if "--official" in command:
         assert "max |ours - official| / max |official| = " in text
@@ -85,3 +88,20 @@ def test_the_training_benchmark_runs_from_a_bare_copy_of_the_tree(tmp_path):
     assert [row[0] for row in rows] == ["bf16+park+8bit", "fp8+park"], out.stdout
     assert all(row[1] == "cpu" and len(row) >= 5 and float(row[3]) > 0 for row in rows), out.stdout
     assert f"code: {os.path.realpath(tmp_path)}\n" in out.stdout  # the copy's code, not an installed package
+
+
+def test_an_optional_row_yields_to_the_rows_the_targets_read(capsys):
+    import bench_gpu
+    from bench_gpu_runs import Section
+
+    ran = []
+    sections = [Section("x", "first", 30, lambda: ran.append("first")),
+                Section("o", "optional", 30, lambda: ran.append("optional"), optional=True),
+                Section("y", "last", 50, lambda: ran.append("last"))]
+    for deadline, wanted in ((70, ["first", "last"]), (200, ["first", "optional", "last"]), (40, ["first"])):
+        args = bench_gpu.parse(["--device", "cpu", "--deadline-s", str(deadline)])
+        bench = bench_gpu.Bench(args, time.perf_counter())
+        ran.clear()
+        bench_gpu.run_sections(bench, bench_gpu.Report(bench), sections)
+        assert ran == wanted, deadline
+    assert "optional" in capsys.readouterr().out.split("skipped: the deadline")[0]
