@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 
+import pytest
 import torch
 
 from comfyui_multitalk.models import load_dit
@@ -27,3 +28,14 @@ def tiny_model_node() -> MultiTalkModel:
     config = dataclasses.replace(tiny_dit_config(), audio_feature_dim=2 * 16)  # tiny wav2vec: 2 layers x 16
     dit = load_dit(random_dit_state_dict(config, seed=4), num_heads=2, text_len=16)
     return MultiTalkModel(dit, torch.device("cpu"), offload=True, name="tiny")
+
+
+# Module-scoped fixtures for the sampler-node tests (import them into a test module by name).
+@pytest.fixture(scope="module")
+def wav2vec(tmp_path_factory):
+    return tiny_wav2vec_node(str(tmp_path_factory.mktemp("wav2vec")))
+
+
+@pytest.fixture(scope="module")
+def model():
+    return tiny_model_node()

@@ -3,6 +3,8 @@ wrong or partial files get errors that name the file and say what it is."""
 from __future__ import annotations
 
 import json
+import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -11,23 +13,12 @@ from safetensors.torch import save_file
 from comfyui_multitalk.models import load_dit
 from comfyui_multitalk.models.dit.keys import is_audio_key
 from comfyui_multitalk.models.weights import Fp8Linear
-from comfyui_multitalk.models.dit.tiny import random_dit_state_dict, run_tiny_dit, tiny_dit_config, tiny_dit_inputs
+from comfyui_multitalk.models.dit.tiny import random_dit_state_dict, tiny_dit_config
 from comfyui_multitalk.models.errors import CheckpointError
 
-HEADS = dict(num_heads=2, text_len=16)
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from dit_fixtures import HEADS, inputs, run, weights  # noqa: E402,F401  (module fixtures)
 
-
-@pytest.fixture(scope="module")
-def weights():
-    return random_dit_state_dict(tiny_dit_config(), seed=1)
-
-
-@pytest.fixture(scope="module")
-def inputs():
-    return tiny_dit_inputs()
-
-
-run = run_tiny_dit
 
 
 @pytest.fixture(scope="module")

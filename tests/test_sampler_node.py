@@ -17,20 +17,10 @@ from comfyui_multitalk.nodes.sampler_nodes import MultiTalkSampler
 from comfyui_multitalk.nodes.speaker_nodes import MultiTalkSpeakers
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[0]))
-from node_fixtures import tiny_model_node, tiny_wav2vec_node  # noqa: E402
+from node_fixtures import model, wav2vec  # noqa: E402,F401  (module fixtures)
 
 SETTINGS = dict(steps=2, shift=0.0, text_scale=5.0, audio_scale=4.0, seed=1, sampler="euler", mode="multitalk",
                 window_frames=17, motion_frames=5, color_correction=0.0, max_frames=0, routing="lrope", apg=False)
-
-
-@pytest.fixture(scope="module")
-def wav2vec(tmp_path_factory):
-    return tiny_wav2vec_node(str(tmp_path_factory.mktemp("wav2vec")))
-
-
-@pytest.fixture(scope="module")
-def model():
-    return tiny_model_node()
 
 
 def speech(seconds: float, pitch: float) -> dict:

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -14,30 +16,18 @@ from torch import nn
 from comfyui_multitalk.models import load_dit
 from comfyui_multitalk.models.audio import load_wav2vec
 from comfyui_multitalk.models.dit.keys import is_audio_key
-from comfyui_multitalk.models.dit.tiny import random_dit_state_dict, run_tiny_dit, tiny_dit_config, tiny_dit_inputs
 from comfyui_multitalk.models.encoders import load_clip_vision, load_text_encoder, load_vae, tiny
 from comfyui_multitalk.models.errors import CheckpointError, EncoderInputError
 from comfyui_multitalk.models.weights import Fp8Linear
 
-HEADS = dict(num_heads=2, text_len=16)
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from dit_fixtures import HEADS, inputs, run, weights  # noqa: E402,F401  (module fixtures)
+
 FP8 = torch.float8_e4m3fn
 
 
 def digest(path) -> str:
     return hashlib.sha256(open(path, "rb").read()).hexdigest()
-
-
-@pytest.fixture(scope="module")
-def weights():
-    return random_dit_state_dict(tiny_dit_config(), seed=1)
-
-
-@pytest.fixture(scope="module")
-def inputs():
-    return tiny_dit_inputs()
-
-
-run = run_tiny_dit
 
 
 def _is_linear_weight(key, value) -> bool:
