@@ -16,8 +16,8 @@ For one 81-frame 480p window (832x480, 21 x 30 x 52 = 32760 tokens) with 2 speak
      decode, each timed (a few calls after warm-up), not a full sampling run: the sampler adds only
      elementwise work between calls.
 It fits one device call of under 8 minutes (--deadline-s guards it: late sections are skipped and
-say so; the optional cuDNN row yields first to the rows the targets read). --tiny runs every path
-at toy sizes (CPU or GPU) in seconds, for tests.
+say so; the optional rows, which no target reads, yield first to the rows the targets read). --tiny
+runs every path at toy sizes (CPU or GPU) in seconds, for tests.
 """
 from __future__ import annotations
 

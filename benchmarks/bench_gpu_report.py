@@ -37,7 +37,7 @@ class Report:
                     f"{listed}")
         self._print("  (2 FLOPs per multiply-add of every matrix product and attention product, from the shapes; "
                     "norms, RoPE, softmax and other elementwise work not counted)")
-        self._print(f"attention: PyTorch's SDPA picks {b.sdpa_choice()} for one pass's self-attention "
+        self._print(f"attention: PyTorch's SDPA picks {b.sdpa_choice} for one pass's self-attention "
                     "(the default 'auto' backend)")
         self._print(f"timing: best of {b.args.repeats} calls after one warm-up; a call runs all guidance passes of a "
                     "step as one batch; window = steps x call + VAE encode and decode (measured), not a full run")

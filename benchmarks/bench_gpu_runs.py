@@ -1,6 +1,7 @@
 """The measurements of bench_gpu.py, one section each, in the order they run."""
 from __future__ import annotations
 
+import functools
 import gc
 import time
 from dataclasses import dataclass, field
@@ -59,7 +60,6 @@ class Bench:
         self.results: dict[str, Result] = {}
         self.vae = None
         self.outputs: dict[str, torch.Tensor] = {}
-        self.matmul_tflops: Optional[float] = None  # measured by the "matmul" section
         self.skip_notes: list[str] = []  # sections that chose not to run, and why
 
     # --- helpers ----------------------------------------------------------------------------
@@ -130,24 +130,29 @@ class Bench:
         seconds, _, _ = timed(lambda: a @ b, self.device, 3, 10)
         result = Result("matmul", "bf16 matrix product", seconds, flops=2.0 * size ** 3)
         result.notes.append(f"{size}^3, random data, best of 10 after 3 warm-ups")
-        self.matmul_tflops = result.flops / seconds / 1e12
         self.results[result.name] = result
         return result
 
+    @property
+    def matmul_tflops(self) -> Optional[float]:
+        """The measured bf16 matrix-product rate, once the "matmul" section ran."""
+        found = self.results.get("bf16 matrix product")
+        return found.flops / found.call_seconds / 1e12 if found else None
+
     def cudnn(self) -> Optional[Result]:
         """Our forward with cuDNN attention first, unless PyTorch's SDPA already picks it for these shapes."""
-        if self.sdpa_choice() == "CUDNN_ATTENTION":
+        if self.sdpa_choice == "CUDNN_ATTENTION":
             self.skip_notes.append("ours bf16, cuDNN attention: not run, SDPA already picks cuDNN (the 'ours bf16' row)")
             return None
         return self.forward("ours bf16, cuDNN attention", self._with(self.bf16(), attention="sdpa_cudnn"), 1)
 
+    @functools.cached_property
     def sdpa_choice(self) -> str:
         """The kernel PyTorch's SDPA picks by default for the self-attention of one pass."""
         from torch.nn.attention import SDPBackend
 
         heads, head_dim = self.cfg.num_heads, self.cfg.dim // self.cfg.num_heads
-        tokens = self.window.frames * self.window.height * self.window.width // 4
-        q = torch.empty(1, heads, tokens, head_dim, device=self.device, dtype=self.dtype)
+        q = torch.empty(1, heads, self.window.tokens, head_dim, device=self.device, dtype=self.dtype)
         try:
             choice = int(torch._fused_sdp_choice(q, q, q))
         except Exception:  # a private function: absent or changed in this PyTorch
@@ -173,7 +178,7 @@ class Bench:
         args, kwargs = pass_inputs(self.cfg, self.window, 1, self.device)
         x, t, context, clip, y = args
         call = lambda: official_forward(model, x, t, context, clip, y, kwargs["audio"], kwargs["ref_masks"],  # noqa
-                                        self.window.frames * self.window.height * self.window.width // 4)
+                                        self.window.tokens)
         reset_peak(self.device)
         seconds, _, out = timed(call, self.device, 1, self.args.repeats)
         result = Result("forward", "official bf16", seconds, 1, self.call_flops(1), peak_gb(self.device))
@@ -264,7 +269,7 @@ class Bench:
             self.models.pop(name)
         name = f"(d) (b) under {self.args.cap_gb:g} GB + block swap"
         passes, steps = self.args.fast_passes, self.args.fast_steps
-        tokens = self.window.frames * self.window.height * self.window.width // 4
+        tokens = self.window.tokens
         if self.device.type != "cuda":  # a stand-in: two blocks streamed through copies
             model.block_runner = BlockSwap(model.blocks, 2, self.device)
             try:

@@ -87,7 +87,7 @@ def main() -> None:
         compile_blocks(compiled)
         rows.append(("compiled blocks (inductor)", compiled, "plain"))
     references: dict[str, torch.Tensor] = {}
-    print(f"dim {args.dim}, {args.layers} blocks, {window.frames * window.height * window.width // 4} tokens, "
+    print(f"dim {args.dim}, {args.layers} blocks, {window.tokens} tokens, "
           f"2 guidance passes per call, LoRA rank {args.rank}, {args.threads} threads")
     print(f"{'option':42} {'s/call':>8}  max |diff| vs reference")
     for name, model, against in rows:

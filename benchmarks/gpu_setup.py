@@ -72,6 +72,11 @@ class Window:
     def video_frames(self) -> int:
         return 4 * (self.frames - 1) + 1
 
+    @property
+    def tokens(self) -> int:
+        """Tokens of one pass: latent cells over the 1 x 2 x 2 patches."""
+        return self.frames * self.height * self.width // 4
+
 
 def pass_inputs(cfg: DiTConfig, window: Window, passes: int, device: torch.device, seed: int = 0) -> tuple:
     """(args, kwargs) of one model call running `passes` guidance passes as one batch."""
