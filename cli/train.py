@@ -54,24 +54,29 @@ def _boolean(text: str) -> bool:
 def run_train(args: argparse.Namespace) -> None:
     from ..models import load_dit
     from ..models.training import AdapterTrainer, TrainSettings, load_cache
-    from ..models.training.distributed import init_from_environment
+    from ..models.training.distributed import init_from_environment, leave_process_group
 
     names = {f.name for f in dataclasses.fields(TrainSettings)}
     settings = TrainSettings(**{k: v for k, v in vars(args).items() if k in names})
     if not args.audio_weights:
         settings = dataclasses.replace(settings, fresh_audio_layers=True)
     group, device = init_from_environment()
-    sources = list(args.model) + ([args.audio_weights] if args.audio_weights else [])
-    model = load_dit(sources, dtype=args.dtype, device=device, require_audio=bool(args.audio_weights))
-    vae = None
-    if args.vae:
-        from ..models.encoders import load_vae
+    try:
+        sources = list(args.model) + ([args.audio_weights] if args.audio_weights else [])
+        model = load_dit(sources, dtype=args.dtype, device=device, require_audio=bool(args.audio_weights))
+        vae = None
+        if args.vae:
+            from ..models.encoders import load_vae
 
-        vae = load_vae(args.vae)
-    trainer = AdapterTrainer(model, load_cache(args.cache), settings, args.output, group=group, vae=vae)
-    result = trainer.run(resume=not args.no_resume)
-    if group.is_main:
-        print(f"trained steps {result.start_step + 1}..{len(result.losses)}; last loss "
-              f"{result.losses[-1]:.6f}" if result.losses else "nothing to train")
-        print(f"adapter: {result.adapter_path}")
-        print(f"log: {result.log_path}")
+            vae = load_vae(args.vae)
+        trainer = AdapterTrainer(model, load_cache(args.cache), settings, args.output, group=group, vae=vae)
+        result = trainer.run(resume=not args.no_resume)
+        if group.is_main:
+            print(f"trained steps {result.start_step + 1}..{len(result.losses)}; last loss "
+                  f"{result.losses[-1]:.6f}" if result.losses else "nothing to train")
+            print(f"adapter: {result.adapter_path}")
+            print(f"log: {result.log_path}")
+    except BaseException:
+        leave_process_group(wait=False)
+        raise
+    leave_process_group()

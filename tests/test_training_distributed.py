@@ -69,3 +69,27 @@ def test_two_gloo_processes_train_what_one_process_trains(tmp_path):
             assert one.keys() == two.keys() and len(one) > 0
             for key in one:  # 3 AdamW steps of 1e-3: equal to 1% of a step (summation order differs)
                 torch.testing.assert_close(two[key], one[key], rtol=0, atol=1e-5)
+
+
+@pytest.mark.parametrize("wait", [True, False])
+def test_leaving_tears_the_process_group_down(wait, monkeypatch):
+    """A process leaves its group before exit (gloo threads left running can abort a finished run)."""
+    import socket
+
+    import torch.distributed as dist
+
+    from comfyui_multitalk.models.training.distributed import leave_process_group
+
+    with socket.socket() as probe:  # a free port on this machine for the one-process group
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    monkeypatch.setenv("MASTER_ADDR", "127.0.0.1")
+    monkeypatch.setenv("MASTER_PORT", str(port))
+    dist.init_process_group("gloo", rank=0, world_size=1)
+    try:
+        leave_process_group(wait=wait)
+        assert not dist.is_initialized()
+    finally:
+        if dist.is_initialized():
+            dist.destroy_process_group()
+    leave_process_group()  # without a group: nothing to do

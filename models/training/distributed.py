@@ -55,6 +55,18 @@ def init_from_environment() -> tuple[ProcessGroupInfo, torch.device]:
     return ProcessGroupInfo(dist.get_rank(), dist.get_world_size()), device
 
 
+def leave_process_group(wait: bool = True) -> None:
+    """Tear the process group down, after every process got here when `wait` (a failed process
+    leaves at once: its peers may be inside a collective it never joins). Left to interpreter exit,
+    gloo's worker threads can still be running and abort a process whose work is done."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        if wait:
+            dist.barrier()
+        dist.destroy_process_group()
+
+
 def current_group() -> ProcessGroupInfo:
     """The process group this process already belongs to (one process when none)."""
     import torch.distributed as dist
