@@ -52,8 +52,7 @@ def _boolean(text: str) -> bool:
 
 
 def run_train(args: argparse.Namespace) -> None:
-    from ..models import load_dit
-    from ..models.training import AdapterTrainer, TrainSettings, load_cache
+    from ..models.training import TrainSettings
     from ..models.training.distributed import init_from_environment, leave_process_group
 
     names = {f.name for f in dataclasses.fields(TrainSettings)}
@@ -62,21 +61,29 @@ def run_train(args: argparse.Namespace) -> None:
         settings = dataclasses.replace(settings, fresh_audio_layers=True)
     group, device = init_from_environment()
     try:
-        sources = list(args.model) + ([args.audio_weights] if args.audio_weights else [])
-        model = load_dit(sources, dtype=args.dtype, device=device, require_audio=bool(args.audio_weights))
-        vae = None
-        if args.vae:
-            from ..models.encoders import load_vae
-
-            vae = load_vae(args.vae)
-        trainer = AdapterTrainer(model, load_cache(args.cache), settings, args.output, group=group, vae=vae)
-        result = trainer.run(resume=not args.no_resume)
-        if group.is_main:
-            print(f"trained steps {result.start_step + 1}..{len(result.losses)}; last loss "
-                  f"{result.losses[-1]:.6f}" if result.losses else "nothing to train")
-            print(f"adapter: {result.adapter_path}")
-            print(f"log: {result.log_path}")
+        _train_and_report(args, settings, group, device)
     except BaseException:
         leave_process_group(wait=False)
         raise
+    # the model and its sharded state were freed on return: the group goes down while nothing holds it
     leave_process_group()
+
+
+def _train_and_report(args: argparse.Namespace, settings, group, device) -> None:
+    from ..models import load_dit
+    from ..models.training import AdapterTrainer, load_cache
+
+    sources = list(args.model) + ([args.audio_weights] if args.audio_weights else [])
+    model = load_dit(sources, dtype=args.dtype, device=device, require_audio=bool(args.audio_weights))
+    vae = None
+    if args.vae:
+        from ..models.encoders import load_vae
+
+        vae = load_vae(args.vae)
+    trainer = AdapterTrainer(model, load_cache(args.cache), settings, args.output, group=group, vae=vae)
+    result = trainer.run(resume=not args.no_resume)
+    if group.is_main:
+        print(f"trained steps {result.start_step + 1}..{len(result.losses)}; last loss "
+              f"{result.losses[-1]:.6f}" if result.losses else "nothing to train")
+        print(f"adapter: {result.adapter_path}")
+        print(f"log: {result.log_path}")

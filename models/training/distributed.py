@@ -9,6 +9,7 @@ exactly what one process computes with batch_size N*b.
 """
 from __future__ import annotations
 
+import gc
 import os
 from dataclasses import dataclass
 from typing import Iterable, Mapping, Optional
@@ -64,6 +65,7 @@ def leave_process_group(wait: bool = True) -> None:
     if dist.is_available() and dist.is_initialized():
         if wait:
             dist.barrier()
+        gc.collect()  # sharded modules and device meshes that still hold the group
         dist.destroy_process_group()
 
 
